@@ -1,0 +1,190 @@
+"""Demo site settings: every knob comes from an environment variable (SPEC §5)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("SMI_DEMO_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_flag("DJANGO_DEBUG")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-secret-key-change-me-in-production")
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+
+INSTALLED_APPS = [
+    "demo_site.home.apps.HomeConfig",
+    "wagtail_smi",
+    "wagtail.contrib.settings",
+    "wagtail.contrib.forms",
+    "wagtail.contrib.redirects",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+    "django_q",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+]
+
+ROOT_URLCONF = "demo_site.urls"
+WSGI_APPLICATION = "demo_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "wagtail.contrib.settings.context_processors.settings",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL, a busy timeout and IMMEDIATE transactions keep the web process and the worker
+    # from tripping over "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("SMI_MEDIA_ROOT", VAR_DIR / "media"))
+SMI_PRIVATE_ROOT = Path(os.environ.get("SMI_PRIVATE_ROOT", VAR_DIR / "private"))
+
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Delivered files: outside the media root, never served by URL.
+    "smi_private": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(SMI_PRIVATE_ROOT), "base_url": None},
+    },
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ.get("SMI_EMAIL_DIR", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
+ADMINS = [("Demo admin", os.environ.get("SMI_ADMIN_EMAIL", "admin@example.com"))]
+
+WAGTAIL_SITE_NAME = "wagtail-smi demo"
+WAGTAILADMIN_BASE_URL = os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+# django-q2: business retries live in the job; the broker only gets a few attempts, with a
+# task timeout well below the retry interval so a slow task is never handed out twice.
+QUEUE_BROKER = os.environ.get("SMI_QUEUE_BROKER", "orm")
+Q_CLUSTER = {
+    "name": "wagtail_smi",
+    "workers": 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2,
+    "timeout": 300,
+    "retry": 600,
+    "max_attempts": 3,
+    "catch_up": False,
+    "ack_failures": True,
+    "label": "Task queue",
+}
+if QUEUE_BROKER == "redis":
+    Q_CLUSTER["redis"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+elif QUEUE_BROKER == "orm":
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 1
+else:
+    raise ValueError(f"SMI_QUEUE_BROKER must be 'orm' or 'redis', not {QUEUE_BROKER!r}")
+
+_upscaler = os.environ.get("SMI_UPSCALER", "local")
+if _upscaler == "upsampler":
+    UPSCALER = {
+        "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
+        "OPTIONS": {
+            "API_KEY": os.environ.get("SMI_UPSAMPLER_API_KEY", ""),
+            "API_BASE": os.environ.get("SMI_UPSAMPLER_API_BASE", "https://upsampler.com/api/v1"),
+        },
+    }
+elif _upscaler == "local":
+    UPSCALER = {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}}
+else:
+    raise ValueError(f"SMI_UPSCALER must be 'local' or 'upsampler', not {_upscaler!r}")
+
+WAGTAIL_SMI = {
+    "PAYMENT_BACKEND": os.environ.get("SMI_PAYMENT_BACKEND", "dummy"),
+    "STRIPE": {
+        "SECRET_KEY": os.environ.get("SMI_STRIPE_SECRET_KEY", ""),
+        "WEBHOOK_SECRET": os.environ.get("SMI_STRIPE_WEBHOOK_SECRET", ""),
+        "API_BASE": os.environ.get("SMI_STRIPE_API_BASE") or None,
+    },
+    "UPSCALER": UPSCALER,
+    "PUBLIC_BASE_URL": os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+    "ALLOW_PRIVATE_URLS": env_flag("SMI_ALLOW_PRIVATE_URLS"),
+    "RATE_LIMITS_ENABLED": env_flag("SMI_RATE_LIMITS", "1"),
+    "DEMO_MAILBOX_DIR": EMAIL_FILE_PATH if DEBUG else None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "wagtail_smi": {"handlers": ["console"], "level": os.environ.get("SMI_LOG_LEVEL", "INFO")},
+    },
+}

@@ -1,0 +1,26 @@
+"""Test settings: the demo's, with synchronous tasks and throwaway storage."""
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="smi-tests-"))
+os.environ.setdefault("SMI_DEMO_VAR_DIR", str(_TMP))
+os.environ.setdefault("SMI_RATE_LIMITS", "0")
+
+from demo_site.settings import *  # noqa: E402,F403
+from demo_site.settings import DATABASES, Q_CLUSTER, STORAGES, WAGTAIL_SMI  # noqa: E402
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# django-q2 reads its configuration once, at import: sync must be set here.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+STORAGES["smi_private"]["OPTIONS"]["location"] = str(_TMP / "private")
+STORAGES["default"]["OPTIONS"]["location"] = str(_TMP / "media")
+MEDIA_ROOT = _TMP / "media"
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+WAGTAIL_SMI = {**WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": True, "DEMO_MAILBOX_DIR": None}
+WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["OPTIONS"].pop("init_command", None)
+LOGGING = {"version": 1, "disable_existing_loggers": False}

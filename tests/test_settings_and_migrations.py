@@ -1,0 +1,64 @@
+"""Site settings defaults (SPEC §3), the WAGTAIL_SMI dict, and migrations."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from wagtail_smi.conf import smi_settings
+from wagtail_smi.models import SmiSiteSettings
+from wagtail_smi.pricing import PricingRules, quote_all
+
+
+@pytest.mark.django_db
+def test_site_settings_defaults_equal_the_spec(site):
+    settings = SmiSiteSettings.for_site(site)
+    assert settings.enabled is True
+    assert settings.currency == "usd"
+    assert settings.cost_per_credit == Decimal("0.04")
+    assert settings.credits_per_megapixel == Decimal("0.25")
+    assert settings.markup_percent == Decimal("200")
+    assert settings.minimum_price_cents == 50
+    assert settings.max_output_megapixels == 400
+    assert settings.download_expiry_hours == 24
+    options = settings.resolution_options()
+    assert [(o.key, o.factor, o.label, o.enabled) for o in options] == [
+        ("4x", 4, "Standard Quality", True),
+        ("8x", 8, "Premium Quality", True),
+    ]
+    assert settings.pricing_rules() == PricingRules()
+
+
+@pytest.mark.django_db
+def test_saved_settings_drive_the_quotes(site):
+    settings = SmiSiteSettings.for_site(site)
+    settings.markup_percent = Decimal("100")
+    settings.save()
+    rules = SmiSiteSettings.for_site(site).pricing_rules()
+    # 1000×1000 at 8x: 16 credits × 0.04 × 2 = 1.28.
+    assert quote_all(1000, 1000, rules)["8x"].price_cents == 128
+
+
+def test_conf_defaults_and_reload_on_override():
+    assert smi_settings.STRIPE["MAX_NETWORK_RETRIES"] == 2
+    with override_settings(WAGTAIL_SMI={"PUBLIC_BASE_URL": "https://shop.example"}):
+        assert smi_settings.PUBLIC_BASE_URL == "https://shop.example"
+        # Nested dicts merge over the defaults instead of replacing them.
+        assert smi_settings.STRIPE["API_VERSION"]
+    assert smi_settings.PUBLIC_BASE_URL == "http://127.0.0.1:8000"
+
+
+def test_unknown_keys_are_refused():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with override_settings(WAGTAIL_SMI={"PUBLIK_BASE_URL": "x"}):
+        with pytest.raises(ImproperlyConfigured):
+            smi_settings.PUBLIC_BASE_URL
+
+
+@pytest.mark.django_db
+def test_no_missing_migrations():
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)

@@ -1,0 +1,1 @@
+"""Orders, reports and dashboard hooks. Placeholder."""

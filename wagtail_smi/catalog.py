@@ -1,0 +1,1 @@
+"""Keeps ``SaleListing`` in step with published pages. Placeholder until the storefront lands."""

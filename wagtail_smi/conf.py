@@ -1,0 +1,139 @@
+"""The ``WAGTAIL_SMI`` setting: one namespaced dict, merged over documented defaults.
+
+Read values through ``smi_settings`` (``from wagtail_smi.conf import smi_settings``);
+it reloads when Django's ``setting_changed`` fires, so ``override_settings`` works in tests.
+Secrets (API keys, webhook secrets) live here, never in the database.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Payments: "dummy" (local fake checkout page), "stripe", or a dotted path to a
+    # PaymentProvider subclass.
+    "PAYMENT_BACKEND": "dummy",
+    # The dummy provider is refused unless DEBUG is on or this is True.
+    "ALLOW_DUMMY_PAYMENTS": False,
+    "STRIPE": {
+        "SECRET_KEY": "",
+        "WEBHOOK_SECRET": "",
+        # Base URL of the Stripe API, without /v1 (None: Stripe's own).
+        "API_BASE": None,
+        "API_VERSION": "2025-09-30.clover",
+        "MAX_NETWORK_RETRIES": 2,
+        # Stripe accepts 30 minutes to 24 hours.
+        "CHECKOUT_EXPIRES_MINUTES": 60,
+        "AUTOMATIC_TAX": False,
+        "ALLOW_PROMOTION_CODES": False,
+        "INVOICE_CREATION": False,
+        # Ask for express consent to immediate delivery (EU right of withdrawal).
+        "REQUIRE_TERMS_CONSENT": False,
+        "ABANDONED_CHECKOUT_RECOVERY": False,
+        # Largest webhook body accepted, in bytes.
+        "WEBHOOK_MAX_BYTES": 512 * 1024,
+    },
+    # Upscaler backend, wagtail-localize style: a dotted CLASS and its OPTIONS.
+    "UPSCALER": {
+        "CLASS": "wagtail_smi.upscalers.local.LocalUpscaler",
+        "OPTIONS": {},
+    },
+    # Absolute URL the outside world reaches the site at (webhooks, image URLs, emails).
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    # Allow fetching results from loopback/private addresses and over plain http.
+    "ALLOW_PRIVATE_URLS": False,
+    # Storage alias (settings.STORAGES) for delivered files; never the public media storage.
+    "PRIVATE_STORAGE": "smi_private",
+    # Public endpoints' rate limits, per client and scope: (requests, seconds).
+    "RATE_LIMITS_ENABLED": True,
+    "RATE_LIMITS": {
+        "prices": (60, 60),
+        "checkout": (10, 60),
+        "click": (120, 60),
+        "status": (60, 60),
+        "download": (30, 60),
+        "purchase_page": (60, 60),
+    },
+    # Cache alias used by the rate limiter.
+    "RATE_LIMIT_CACHE": "default",
+    # Processing: a paid job not delivered within this many minutes needs attention.
+    "JOB_DEADLINE_MINUTES": 60,
+    # Business retries (network errors): attempts and exponential backoff with jitter.
+    "MAX_ATTEMPTS": 5,
+    "RETRY_BASE_SECONDS": 30,
+    "RETRY_MAX_SECONDS": 900,
+    # Upscaler polling when no callback arrives.
+    "POLL_START_SECONDS": 30,
+    "POLL_MAX_INTERVAL_SECONDS": 120,
+    # Fetching results.
+    "RESULT_MAX_BYTES": 300 * 1024 * 1024,
+    "FETCH_TIMEOUT_SECONDS": 60,
+    # Downloads: None for unlimited; "django", "x-accel-redirect" or "x-sendfile".
+    "DOWNLOAD_LIMIT": None,
+    "DOWNLOAD_SERVE": "django",
+    "X_ACCEL_REDIRECT_PREFIX": "/smi-private/",
+    # Unpaid checkouts older than this become abandoned.
+    "ABANDON_AFTER_HOURS": 24,
+    # Email sender (None: DEFAULT_FROM_EMAIL) and admin alert recipients (None: ADMINS).
+    "FROM_EMAIL": None,
+    "ADMIN_EMAILS": None,
+    # Where the demo writes outgoing mail (shown on the order page in DEBUG); None: off.
+    "DEMO_MAILBOX_DIR": None,
+}
+
+
+def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(defaults)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class SmiSettings:
+    """Attribute access to the merged ``WAGTAIL_SMI`` dict (``smi_settings.PUBLIC_BASE_URL``)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            user = getattr(settings, "WAGTAIL_SMI", {}) or {}
+            unknown = set(user) - set(DEFAULTS)
+            if unknown:
+                from django.core.exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured(
+                    f"Unknown WAGTAIL_SMI keys: {', '.join(sorted(unknown))}"
+                )
+            self._values = _merge(DEFAULTS, user)
+        return self._values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(f"WAGTAIL_SMI has no setting {name!r}")
+
+    def reload(self) -> None:
+        self._values = None
+
+
+smi_settings = SmiSettings()
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "WAGTAIL_SMI":
+        smi_settings.reload()
+
+
+setting_changed.connect(_reload_on_change)

@@ -1,0 +1,1 @@
+"""Image library integration (put on sale / take off sale). Placeholder."""

@@ -1,0 +1,20 @@
+"""Models, one module per concern: jobs (orders and their log), catalog (what is for sale),
+analytics (clicks), webhooks (processed provider events), settings (site pricing rules)."""
+
+from .analytics import ImageClick
+from .catalog import ImageForSale, SaleListing
+from .jobs import DownloadEvent, JobEvent, JobStatus, PurchaseJob
+from .settings import SmiSiteSettings
+from .webhooks import ProcessedWebhookEvent
+
+__all__ = [
+    "DownloadEvent",
+    "ImageClick",
+    "ImageForSale",
+    "JobEvent",
+    "JobStatus",
+    "ProcessedWebhookEvent",
+    "PurchaseJob",
+    "SaleListing",
+    "SmiSiteSettings",
+]

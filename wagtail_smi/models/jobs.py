@@ -1,0 +1,248 @@
+"""Purchase jobs (the orders), their append-only event log and their download log.
+
+A job's ``status`` changes only through ``wagtail_smi.workflow.transition``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
+from wagtail.images import get_image_model_string
+
+
+class JobStatus(models.TextChoices):
+    AWAITING_PAYMENT = "awaiting_payment", _("Awaiting payment")
+    PAID = "paid", _("Paid")
+    PROCESSING = "processing", _("Processing")
+    COMPLETED = "completed", _("Completed")
+    ABANDONED = "abandoned", _("Abandoned")
+    FAILED = "failed", _("Failed")
+    REFUNDED = "refunded", _("Refunded")
+    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+
+
+class PurchaseJob(models.Model):
+    """One purchase of one upscaled image, from checkout to delivery or refund.
+
+    Image and page are referenced by nullable foreign keys (so deleting either keeps the
+    order) plus ``image_ref``/``page_ref`` snapshots of their ids for analytics.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(
+        _("status"),
+        max_length=32,
+        choices=JobStatus.choices,
+        default=JobStatus.AWAITING_PAYMENT,
+        db_index=True,
+    )
+
+    # What was bought.
+    site = models.ForeignKey(
+        "wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    image = models.ForeignKey(
+        get_image_model_string(),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("image"),
+    )
+    image_ref = models.PositiveIntegerField(_("image id"), db_index=True)
+    image_title = models.CharField(_("image title"), max_length=255, blank=True)
+    page = models.ForeignKey(
+        "wagtailcore.Page",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("page"),
+    )
+    page_ref = models.PositiveIntegerField(_("page id"), db_index=True)
+    page_title = models.CharField(_("page title"), max_length=255, blank=True)
+    resolution = models.CharField(_("resolution"), max_length=16, db_index=True)
+    factor = models.PositiveSmallIntegerField(_("factor"))
+    original_width = models.PositiveIntegerField(_("original width"))
+    original_height = models.PositiveIntegerField(_("original height"))
+    output_width = models.PositiveIntegerField(_("output width"))
+    output_height = models.PositiveIntegerField(_("output height"))
+
+    # Money: integer minor units and a lowercase ISO currency code.
+    amount_cents = models.PositiveIntegerField(_("amount (minor units)"))
+    currency = models.CharField(_("currency"), max_length=3, default="usd")
+    credits = models.PositiveIntegerField(_("estimated upscaler credits"), default=0)
+    upscale_cost_cents = models.PositiveIntegerField(
+        _("upscaling cost (minor units)"), default=0
+    )
+
+    # Customer.
+    email = models.EmailField(_("customer email"), blank=True, db_index=True)
+    terms_accepted_at = models.DateTimeField(_("terms accepted at"), null=True, blank=True)
+    locale = models.CharField(_("language"), max_length=16, blank=True)
+
+    # Payment provider.
+    payment_provider = models.CharField(_("payment provider"), max_length=32, blank=True)
+    checkout_session_id = models.CharField(
+        _("checkout session id"), max_length=255, blank=True, db_index=True
+    )
+    checkout_url = models.URLField(_("checkout URL"), max_length=2048, blank=True)
+    payment_intent_id = models.CharField(
+        _("payment intent id"), max_length=255, blank=True, db_index=True
+    )
+    cancel_url = models.URLField(_("return URL"), max_length=2048, blank=True)
+
+    # Upscaler.
+    upscaler = models.CharField(_("upscaler"), max_length=32, blank=True)
+    upscaler_job_id = models.CharField(
+        _("upscaler job id"), max_length=255, blank=True, db_index=True
+    )
+    upscaler_credits = models.DecimalField(
+        _("upscaler credits used"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    upscaler_status = models.CharField(_("upscaler status"), max_length=32, blank=True)
+
+    # Business retries (kept in the job, not in the broker).
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    deadline_at = models.DateTimeField(_("deadline"), null=True, blank=True)
+    last_polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    # Delivery.
+    result_path = models.CharField(_("stored file"), max_length=512, blank=True)
+    result_size_bytes = models.PositiveBigIntegerField(_("file size"), null=True, blank=True)
+    result_content_type = models.CharField(_("file type"), max_length=64, blank=True)
+    token_hash = models.CharField(
+        _("download token hash"), max_length=64, blank=True, db_index=True
+    )
+    token_expires_at = models.DateTimeField(_("download expires"), null=True, blank=True)
+    download_limit = models.PositiveIntegerField(_("download limit"), null=True, blank=True)
+    download_count = models.PositiveIntegerField(_("downloads"), default=0)
+    access_revoked_at = models.DateTimeField(_("access revoked"), null=True, blank=True)
+    file_deleted_at = models.DateTimeField(_("file deleted"), null=True, blank=True)
+    delivery_email_sent_at = models.DateTimeField(
+        _("download email sent"), null=True, blank=True
+    )
+
+    # Refund.
+    refund_amount_cents = models.PositiveIntegerField(
+        _("refunded (minor units)"), default=0
+    )
+    refund_reason = models.TextField(_("refund reason"), blank=True)
+    refund_id = models.CharField(_("refund id"), max_length=255, blank=True)
+
+    # When each state was reached.
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True, db_index=True)
+    processing_at = models.DateTimeField(_("processing started"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True, db_index=True)
+    abandoned_at = models.DateTimeField(_("abandoned"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
+    refunded_at = models.DateTimeField(_("refunded"), null=True, blank=True, db_index=True)
+    needs_attention_at = models.DateTimeField(_("needs attention since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="smi_job_status_created"),
+            models.Index(fields=["status", "next_attempt_at"], name="smi_job_status_next"),
+            models.Index(fields=["image_ref", "created_at"], name="smi_job_image_created"),
+            models.Index(fields=["page_ref", "created_at"], name="smi_job_page_created"),
+            models.Index(fields=["currency", "paid_at"], name="smi_job_currency_paid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_title or self.image_ref} ({self.resolution}) · {self.short_id}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[:8]
+
+    # Secrets derived from the job id and SECRET_KEY: nothing to store, nothing to leak
+    # from the database alone, verifiable in constant time.
+    @property
+    def access_key(self) -> str:
+        """The ``key`` that unlocks this order's status page and ``job-status``."""
+        return salted_hmac("wagtail_smi.access_key", str(self.id), algorithm="sha256").hexdigest()[:40]
+
+    def check_access_key(self, key: str | None) -> bool:
+        return bool(key) and hmac.compare_digest(str(key), self.access_key)
+
+    @property
+    def callback_secret(self) -> str:
+        """The secret in this job's upscaler callback URL."""
+        return salted_hmac("wagtail_smi.callback", str(self.id), algorithm="sha256").hexdigest()[:40]
+
+    def check_callback_secret(self, secret: str | None) -> bool:
+        return bool(secret) and hmac.compare_digest(str(secret), self.callback_secret)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.paid_at is not None
+
+    @property
+    def refundable_cents(self) -> int:
+        return max(self.amount_cents - self.refund_amount_cents, 0)
+
+
+class JobEvent(models.Model):
+    """Append-only log of what happened to a job: transitions, refused moves, notes."""
+
+    class Kind(models.TextChoices):
+        TRANSITION = "transition", _("Transition")
+        REFUSED = "refused", _("Refused transition")
+        NOTE = "note", _("Note")
+
+    job = models.ForeignKey(PurchaseJob, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
+    from_status = models.CharField(_("from"), max_length=32, blank=True)
+    to_status = models.CharField(_("to"), max_length=32, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.from_status} → {self.to_status}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Job events are append-only")
+        super().save(*args, **kwargs)
+
+
+class DownloadEvent(models.Model):
+    """One download of a delivered file (the client's IP is kept only as a salted hash)."""
+
+    job = models.ForeignKey(PurchaseJob, on_delete=models.CASCADE, related_name="downloads")
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+    ip_hash = models.CharField(_("client (hashed)"), max_length=64, blank=True)
+    ranged = models.BooleanField(_("partial request"), default=False)
+
+    class Meta:
+        verbose_name = _("download")
+        verbose_name_plural = _("downloads")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"download of {self.job_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
