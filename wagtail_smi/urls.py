@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api, downloads, views, webhooks
+from . import api, downloads, mailbox, views, webhooks
 from .payments import views as payment_views
 
 app_name = "wagtail_smi"
@@ -21,6 +21,7 @@ urlpatterns = [
     path("smi/download/<str:token>", downloads.download, name="download"),
     path("smi/orders/<uuid:job_id>/download/", downloads.order_download, name="order_download"),
     path("smi/originals/<str:signed>/", downloads.original, name="original"),
+    path("smi/demo-mailbox/", mailbox.mailbox, name="demo_mailbox"),
     # Payment provider pages and webhooks.
     path("smi/dummy-checkout/<uuid:job_id>/", payment_views.dummy_checkout, name="dummy_checkout"),
     path("smi-webhook/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
