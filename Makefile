@@ -6,7 +6,11 @@ DEMO_ENV := DJANGO_DEBUG=1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test venv migrate demo-content serve lint bench clean
+# The newest supported line (Django 6.x) needs Python 3.12+.
+PYTHON_LATEST ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command -v python3.12 || command -v python3.13)
+VENV_LATEST ?= .venv-latest
+
+.PHONY: demo test test-latest venv migrate demo-content serve lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +38,15 @@ demo: demo-content serve
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The suite on the newest Python/Django line (no browser tests: the main run has them).
+test-latest:
+	@test -n "$(PYTHON_LATEST)" || { echo "No Python 3.12+ found for the Django 6 run"; exit 1; }
+	test -x $(VENV_LATEST)/bin/python || $(PYTHON_LATEST) -m venv $(VENV_LATEST)
+	$(VENV_LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_LATEST)/bin/python -m pip install --quiet --upgrade -e ".[demo,test]"
+	$(VENV_LATEST)/bin/python -c "import django, sys; print('Python', sys.version.split()[0], 'Django', django.get_version())"
+	$(VENV_LATEST)/bin/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
 lint: venv
 	$(BIN)/ruff check .
 
@@ -41,4 +54,4 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) demo_site/var .pytest_cache
+	rm -rf $(VENV) $(VENV_LATEST) demo_site/var .pytest_cache
