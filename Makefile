@@ -28,10 +28,7 @@ demo-content: migrate
 
 # The web server and a django-q2 worker side by side; one Ctrl-C stops both.
 serve: venv
-	@echo "Serving on http://$(HOST):$(PORT)/ with a worker. Ctrl-C stops both."
-	@$(DEMO_ENV) bash -c 'trap "kill 0" EXIT; \
-		$(BIN)/python manage.py qcluster & \
-		$(BIN)/python manage.py runserver $(HOST):$(PORT)'
+	$(DEMO_ENV) HOST=$(HOST) PORT=$(PORT) $(BIN)/python demo_site/serve.py
 
 demo: demo-content serve
 
