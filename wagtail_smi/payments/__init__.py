@@ -1,11 +1,25 @@
-"""Payment providers, selected by ``WAGTAIL_SMI["PAYMENT_BACKEND"]``."""
+"""Payment providers, selected by ``WAGTAIL_SMI["PAYMENT_BACKEND"]``.
+
+``get_payment_provider()`` talks to the payment service; ``mark_paid()`` and
+``refund_job()`` (in ``actions``) are what a payment does to a job, whoever reports it.
+"""
 
 from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
 from ..conf import smi_settings
-from .base import CheckoutSession, PaymentProvider, RefundResult
+from .actions import (
+    NotPaidYet,
+    RefundNotPossible,
+    abandon_checkout,
+    mark_paid,
+    mark_payment_failed,
+    record_provider_refund,
+    record_refund_failure,
+    refund_job,
+)
+from .base import CheckoutSession, PaymentProvider, PaymentProviderError, RefundResult
 
 BACKENDS = {
     "dummy": "wagtail_smi.payments.dummy.DummyProvider",
@@ -18,9 +32,18 @@ def get_payment_provider(name: str | None = None) -> PaymentProvider:
     return import_string(BACKENDS.get(backend, backend))()
 
 
-def refund_job(job_id, *, reason: str, amount_cents: int | None = None, actor=None):
-    """Refund a paid job through its provider (idempotent per job and reason)."""
-    raise NotImplementedError
-
-
-__all__ = ["CheckoutSession", "PaymentProvider", "RefundResult", "get_payment_provider", "refund_job"]
+__all__ = [
+    "CheckoutSession",
+    "NotPaidYet",
+    "PaymentProvider",
+    "PaymentProviderError",
+    "RefundNotPossible",
+    "RefundResult",
+    "abandon_checkout",
+    "get_payment_provider",
+    "mark_paid",
+    "mark_payment_failed",
+    "record_provider_refund",
+    "record_refund_failure",
+    "refund_job",
+]
