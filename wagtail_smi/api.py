@@ -1,10 +1,306 @@
-"""Public JSON endpoints (SPEC §4). Placeholder until the storefront lands."""
+"""Public JSON endpoints (SPEC §4): prices, checkout, click tracking, job status, CSRF token.
 
+Thin edges: parse and validate, call one domain function (``catalog``, ``checkout``,
+``pricing``), answer. Errors are ``{"error": code, "message": text}``. POSTs are CSRF
+protected by Django's middleware; ``csrf`` hands the modal a token (never cached) so it
+also works on pages served from a full-page cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import JsonResponse
+from django.middleware.csrf import get_token
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from . import catalog, pricing
+from .checkout import CheckoutError, order_status_url, quotes_for, start_checkout
+from .models import ImageClick, JobStatus, PurchaseJob
+from .ratelimit import rate_limit
+from .utils import absolute_url
+
+logger = logging.getLogger(__name__)
 
 
-def _not_implemented(request, *args, **kwargs):
-    return JsonResponse({"error": "not_implemented", "message": "Not available yet."}, status=501)
+class BadInput(Exception):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
 
 
-calculate_all_prices = create_checkout = track_click = job_status = csrf_token = _not_implemented
+def error(code: str, message: str, status: int, **extra: Any) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+def answer(data: dict, status: int = 200) -> JsonResponse:
+    response = JsonResponse(data, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+def not_for_sale() -> JsonResponse:
+    return error("not_found", _("This image is no longer for sale."), 404)
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+def read_input(request) -> tuple[dict[str, Any], bool]:
+    """The request's fields and whether they came as JSON (typed) or form-encoded (strings)."""
+    content_type = (request.content_type or "").lower()
+    if content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("body", _("The request body is not valid JSON."))
+        if not isinstance(data, dict):
+            raise BadInput("body", _("The request body must be a JSON object."))
+        return data, True
+    return {key: request.POST.get(key) for key in request.POST}, False
+
+
+def get_int(data: dict, name: str, *, typed: bool, required: bool = True) -> int | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadInput(name, _("%(field)s is required.") % {"field": name})
+        return None
+    if typed and isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif not typed and isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise BadInput(name, _("%(field)s must be a whole number.") % {"field": name})
+    if number <= 0 or number > 2**31:
+        raise BadInput(name, _("%(field)s is out of range.") % {"field": name})
+    return number
+
+
+def get_str(data: dict, name: str, *, required: bool = False, max_length: int = 255) -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadInput(name, _("%(field)s is required.") % {"field": name})
+        return ""
+    if not isinstance(value, str):
+        raise BadInput(name, _("%(field)s must be text.") % {"field": name})
+    value = value.strip()
+    if required and not value:
+        raise BadInput(name, _("%(field)s is required.") % {"field": name})
+    if len(value) > max_length:
+        raise BadInput(name, _("%(field)s is too long.") % {"field": name})
+    return value
+
+
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "on", "yes"}, {"", "0", "false", "off", "no"}
+
+
+def get_bool(data: dict, name: str, *, typed: bool) -> bool:
+    value = data.get(name)
+    if value is None:
+        return False
+    if typed and isinstance(value, bool):
+        return value
+    if not typed and isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise BadInput(name, _("%(field)s must be true or false.") % {"field": name})
+
+
+def get_email(data: dict, name: str = "email") -> str:
+    email = get_str(data, name, max_length=254)
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise BadInput(name, _("Please give a valid email address, or leave it empty."))
+    return email
+
+
+def json_endpoint(view):
+    """POST only; turns ``BadInput`` into a 400 that names the field."""
+
+    def wrapped(request, *args, **kwargs):
+        if request.method != "POST":
+            response = error("method_not_allowed", _("Use POST."), 405)
+            response["Allow"] = "POST"
+            return response
+        try:
+            data, typed = read_input(request)
+            return view(request, data, typed, *args, **kwargs)
+        except BadInput as exc:
+            return error("invalid", exc.message, 400, field=exc.field)
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+def offer_from(data: dict, typed: bool) -> catalog.SaleOffer | None:
+    image_id = get_int(data, "image_id", typed=typed)
+    page_id = get_int(data, "page_id", typed=typed)
+    return catalog.sale_offer(image_id, page_id)
+
+
+# --- presenting ----------------------------------------------------------------------------
+
+
+def quote_json(quote: pricing.Quote) -> dict[str, Any]:
+    return {
+        "factor": quote.factor,
+        "label": quote.label,
+        "description": quote.description,
+        "output_width": quote.output_width,
+        "output_height": quote.output_height,
+        "price_cents": quote.price_cents,
+        "price_display": pricing.format_price(quote.price_cents, quote.currency),
+        "available": quote.available,
+        "reason": quote.reason,
+    }
+
+
+def prices_json(offer: catalog.SaleOffer) -> dict[str, Any]:
+    quotes, currency = quotes_for(offer)
+    return {
+        "image": {"id": offer.image.pk, "width": offer.image.width, "height": offer.image.height},
+        "currency": currency,
+        "pricing": {key: quote_json(quote) for key, quote in quotes.items()},
+    }
+
+
+# Stage shown to buyers, and its progress, for each job state.
+def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
+    status = job.status
+    if status == JobStatus.AWAITING_PAYMENT:
+        return "awaiting_payment", 0, _("Waiting for your payment to be confirmed.")
+    if status == JobStatus.ABANDONED:
+        return "abandoned", 0, _("This checkout was not completed. You can start again from the image.")
+    if status == JobStatus.PAID:
+        return "paid", 20, _("Payment received. Your image is queued for upscaling.")
+    if status == JobStatus.PROCESSING:
+        if job.result_path:
+            return "delivering", 90, _("Almost there: preparing your download.")
+        progress = 60 if job.upscaler_status == "IN_PROGRESS" else 40
+        return "upscaling", progress, _("Your image is being upscaled. This usually takes a minute or two.")
+    if status == JobStatus.COMPLETED:
+        return "ready", 100, _("Your image is ready. We have also emailed you the download link.")
+    if status == JobStatus.REFUNDED:
+        return "refunded", 100, _(
+            "This order was refunded. The money goes back to your card within a few days."
+        )
+    if status == JobStatus.FAILED:
+        return "failed", 100, _(
+            "Upscaling failed. We are refunding your payment automatically."
+        )
+    return "needs_attention", 100, _(
+        "Something needs a closer look. Our team has been told and will get back to you."
+    )
+
+
+def job_status_json(job: PurchaseJob) -> dict[str, Any]:
+    stage, progress, message = job_stage(job)
+    data: dict[str, Any] = {
+        "job_id": str(job.pk),
+        "status": job.status,
+        "stage": stage,
+        "progress": progress,
+        "message": message,
+    }
+    if job.status == JobStatus.COMPLETED and not job.access_revoked_at and not job.file_deleted_at:
+        data["download_url"] = absolute_url(
+            reverse("wagtail_smi:order_download", args=[job.pk]) + "?key=" + job.access_key
+        )
+        if job.token_expires_at:
+            data["expires_at"] = iso_utc(job.token_expires_at)
+    return data
+
+
+def iso_utc(moment) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- endpoints ---------------------------------------------------------------------------
+
+
+@rate_limit("prices")
+@json_endpoint
+def calculate_all_prices(request, data, typed):
+    """All prices for an image on a page, from the stored image size (never the client's)."""
+    offer = offer_from(data, typed)
+    if offer is None or not offer.settings().enabled:
+        return not_for_sale()
+    return answer(prices_json(offer))
+
+
+@rate_limit("checkout")
+@json_endpoint
+def create_checkout(request, data, typed):
+    """Create the job and the provider's checkout session; the browser goes to checkout_url."""
+    offer = offer_from(data, typed)
+    resolution = get_str(data, "resolution", required=True, max_length=16)
+    email = get_email(data)
+    terms_accepted = get_bool(data, "terms_accepted", typed=typed)
+    if offer is None or not offer.settings().enabled:
+        return not_for_sale()
+    try:
+        job = start_checkout(
+            offer=offer, resolution_key=resolution, email=email,
+            terms_accepted=terms_accepted, request=request,
+        )
+    except CheckoutError as exc:
+        extra = {"field": exc.field} if exc.field else {}
+        return error(exc.code, exc.message, exc.status, **extra)
+    return answer(
+        {
+            "job_id": str(job.pk),
+            "checkout_url": job.checkout_url,
+            "amount_cents": job.amount_cents,
+            "currency": job.currency,
+            "status_url": order_status_url(job),
+        },
+        status=201,
+    )
+
+
+@rate_limit("click")
+@json_endpoint
+def track_click(request, data, typed):
+    """Record a click on a purchase button (fire-and-forget from the modal)."""
+    offer = offer_from(data, typed)
+    if offer is None:
+        return not_for_sale()
+    ImageClick.objects.create(
+        image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk
+    )
+    return answer({"tracked": True})
+
+
+@rate_limit("status")
+def job_status(request, job_id):
+    """Where an order is; 404 unless ``key`` is the order's access key."""
+    if request.method not in ("GET", "HEAD"):
+        return error("method_not_allowed", _("Use GET."), 405)
+    job = PurchaseJob.objects.filter(pk=job_id).first()
+    if job is None or not job.check_access_key(request.GET.get("key")):
+        return error("not_found", _("We could not find this order."), 404)
+    return answer(job_status_json(job))
+
+
+@rate_limit("prices")
+@ensure_csrf_cookie
+def csrf_token(request):
+    """A CSRF token for the modal, never cached (pages themselves may be)."""
+    response = JsonResponse({"csrf_token": get_token(request)})
+    add_never_cache_headers(response)
+    patch_cache_control(response, no_store=True, private=True)
+    return response

@@ -1,1 +1,272 @@
-"""Keeps ``SaleListing`` in step with published pages. Placeholder until the storefront lands."""
+"""What is for sale where: ``SaleListing`` kept in step with published pages.
+
+At publish time the page's published content is walked once (StreamField blocks, image
+chooser fields, images embedded in rich text) and its listings are replaced; unpublishing
+removes them and deleting a page cascades. ``sale_offer()`` then answers "is image X for
+sale on live page Y, and at which resolutions" with one indexed query.
+
+Works with any page model: nothing here imports ``wagtail.models.Page`` at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+from wagtail import blocks
+from wagtail.fields import RichTextField, StreamField
+from wagtail.images import get_image_model
+from wagtail.images.blocks import ImageBlock, ImageChooserBlock
+from wagtail.rich_text.rewriters import FIND_EMBED_TAG, extract_attrs
+from wagtail.signals import page_published, page_unpublished
+
+from .blocks import SellableImageBlock
+from .models import ImageForSale, SaleListing, SmiSiteSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Found:
+    """An image found in a page's content."""
+
+    image_id: int
+    via_block: bool = False
+    resolutions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SaleOffer:
+    """An image for sale on a live page: what checkout and the price endpoint need."""
+
+    image: Any
+    page: Any
+    site: Any
+    # Resolution keys the offer is restricted to; empty: every enabled resolution.
+    resolutions: tuple[str, ...]
+    site_settings: SmiSiteSettings | None = None
+
+    def settings(self) -> SmiSiteSettings:
+        return self.site_settings or site_settings(self.site)
+
+
+# --- walking content -------------------------------------------------------------------
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, dict):  # ImageBlock's {"image": id, ...}
+        return _as_int(value.get("image"))
+    pk = getattr(value, "pk", None)
+    return pk if isinstance(pk, int) else None
+
+
+def images_in_rich_text(html: str | None) -> Iterator[Found]:
+    for match in FIND_EMBED_TAG.finditer(html or ""):
+        attrs = extract_attrs(match.group(1))
+        if attrs.get("embedtype") == "image":
+            image_id = _as_int(attrs.get("id"))
+            if image_id:
+                yield Found(image_id)
+
+
+def images_in_block(block: blocks.Block, raw: Any) -> Iterator[Found]:
+    """Walk a block's raw (JSON-ish) value: no database access, no rendering."""
+    if raw is None:
+        return
+    if isinstance(block, SellableImageBlock):
+        if not isinstance(raw, dict):
+            return
+        image_id = _as_int(raw.get("image"))
+        if image_id and raw.get("for_sale", True):
+            keys = tuple(str(k) for k in (raw.get("resolutions") or ()))
+            yield Found(image_id, via_block=True, resolutions=keys)
+        return
+    if isinstance(block, (ImageBlock, ImageChooserBlock)):
+        image_id = _as_int(raw)
+        if image_id:
+            yield Found(image_id)
+        return
+    if isinstance(block, blocks.RichTextBlock):
+        source = raw if isinstance(raw, str) else getattr(raw, "source", "")
+        yield from images_in_rich_text(source)
+        return
+    if isinstance(block, blocks.StreamBlock):
+        for item in raw or ():
+            if isinstance(item, dict) and item.get("type") in block.child_blocks:
+                yield from images_in_block(block.child_blocks[item["type"]], item.get("value"))
+        return
+    if isinstance(block, blocks.ListBlock):
+        for item in raw or ():
+            if isinstance(item, dict) and item.get("type") == "item" and "value" in item:
+                item = item["value"]
+            yield from images_in_block(block.child_block, item)
+        return
+    if isinstance(block, blocks.StructBlock) and isinstance(raw, dict):
+        for name, child in block.child_blocks.items():
+            yield from images_in_block(child, raw.get(name))
+
+
+def images_in_page(page) -> Iterator[Found]:
+    """Every image the page's (published) content shows."""
+    image_model = get_image_model()
+    for field in page._meta.get_fields():
+        if isinstance(field, StreamField):
+            value = getattr(page, field.attname, None)
+            if value is None:
+                continue
+            raw = list(value.raw_data) if hasattr(value, "raw_data") else value
+            yield from images_in_block(field.stream_block, raw)
+        elif isinstance(field, RichTextField):
+            yield from images_in_rich_text(getattr(page, field.attname, ""))
+        elif (
+            isinstance(field, models.ForeignKey)
+            and field.related_model is image_model
+            and not field.auto_created
+        ):
+            image_id = getattr(page, field.attname, None)
+            if image_id:
+                yield Found(image_id)
+
+
+def merge(found: Iterable[Found]) -> dict[int, Found]:
+    """One row per image: a for-sale block wins; restrictions of several blocks unite."""
+    merged: dict[int, Found] = {}
+    for item in found:
+        current = merged.get(item.image_id)
+        if current is None or (item.via_block and not current.via_block):
+            merged[item.image_id] = item
+        elif item.via_block and current.via_block:
+            if not item.resolutions or not current.resolutions:
+                keys: tuple[str, ...] = ()  # one block offers everything
+            else:
+                keys = tuple(dict.fromkeys(current.resolutions + item.resolutions))
+            merged[item.image_id] = Found(item.image_id, True, keys)
+    return merged
+
+
+# --- maintaining listings --------------------------------------------------------------
+
+
+def update_listings(page) -> int:
+    """Replace a live page's listings with what its published content shows."""
+    page = page.specific if hasattr(page, "specific") else page
+    if not page.live:
+        return clear_listings(page)
+    found = merge(images_in_page(page))
+    existing = set(
+        get_image_model().objects.filter(pk__in=found).values_list("pk", flat=True)
+    )
+    rows = [
+        SaleListing(page_id=page.pk, image_id=item.image_id, via_block=item.via_block,
+                    resolutions=list(item.resolutions))
+        for item in found.values()
+        if item.image_id in existing
+    ]
+    with transaction.atomic():
+        SaleListing.objects.filter(page_id=page.pk).delete()
+        SaleListing.objects.bulk_create(rows)
+    return len(rows)
+
+
+def clear_listings(page) -> int:
+    SaleListing.objects.filter(page_id=page.pk).delete()
+    return 0
+
+
+def rebuild_all_listings() -> int:
+    """Walk every live page again (after an upgrade, or content made before the signals)."""
+    from wagtail.models import Page
+
+    count = 0
+    SaleListing.objects.exclude(page__live=True).delete()
+    for page in Page.objects.live().specific().iterator(chunk_size=200):
+        count += update_listings(page)
+    return count
+
+
+def _on_published(sender, instance, **kwargs):
+    update_listings(instance)
+
+
+def _on_unpublished(sender, instance, **kwargs):
+    clear_listings(instance)
+
+
+page_published.connect(_on_published, dispatch_uid="wagtail_smi.catalog.published")
+page_unpublished.connect(_on_unpublished, dispatch_uid="wagtail_smi.catalog.unpublished")
+# Deleting a page (or an image) cascades to its SaleListing rows.
+
+
+# --- answering ---------------------------------------------------------------------------
+
+
+def sale_offer(image_id: int, page_id: int) -> SaleOffer | None:
+    """The offer for this image on this page, or None when it is not for sale there.
+
+    "For sale" means: the page is live and its published content offers the image, either
+    through a for-sale block or because the image is on sale site-wide (``ImageForSale``).
+    One query for the listing (with image and page), one for the site and its settings.
+    """
+    listing = (
+        SaleListing.objects.select_related("image", "page")
+        .filter(image_id=image_id, page_id=page_id, page__live=True)
+        .filter(Q(via_block=True) | Q(image__smi_for_sale__isnull=False))
+        .first()
+    )
+    if listing is None:
+        return None
+    found = site_for_page(listing.page)
+    if found is None:
+        return None
+    site, settings_row = found
+    resolutions = tuple(listing.resolutions or ()) if listing.via_block else ()
+    return SaleOffer(
+        image=listing.image,
+        page=listing.page,
+        site=site,
+        resolutions=resolutions,
+        site_settings=settings_row,
+    )
+
+
+def site_for_page(page) -> tuple[Any, SmiSiteSettings] | None:
+    """The ``Site`` a page belongs to (deepest site root above it) and its settings row.
+
+    Site root paths come from Wagtail's cache; the settings row and its site are one query.
+    """
+    from wagtail.models import Site
+
+    best = None
+    for root in Site.get_site_root_paths():
+        if page.url_path.startswith(root.root_path):
+            if best is None or len(root.root_path) > len(best.root_path):
+                best = root
+    if best is None:
+        return None
+    settings_row = (
+        SmiSiteSettings.objects.select_related("site").filter(site_id=best.site_id).first()
+    )
+    if settings_row is not None:
+        return settings_row.site, settings_row
+    site = Site.objects.filter(pk=best.site_id).first()
+    if site is None:
+        return None
+    return site, SmiSiteSettings.for_site(site)  # created once, with the defaults
+
+
+def site_settings(site) -> SmiSiteSettings:
+    return SmiSiteSettings.for_site(site)
+
+
+def is_on_sale_site_wide(image) -> bool:
+    return ImageForSale.objects.filter(image=image).exists()

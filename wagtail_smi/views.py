@@ -1,10 +1,192 @@
-"""Server-rendered storefront pages. Placeholder until the storefront lands."""
+"""Server-rendered storefront pages: the purchase page (works without JavaScript) and the
+order status page (Stripe's success URL).
 
-from django.http import HttpResponse
+Thin edges like the API: they validate, call ``catalog``/``checkout``, and render.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_protect
+
+from . import catalog, pricing
+from .api import BadInput, get_email, job_stage, job_status_json
+from .checkout import CheckoutError, quotes_for, start_checkout
+from .conf import smi_settings
+from .models import JobStatus, PurchaseJob
+from .ratelimit import check_rate_limit
+
+# The stages a buyer sees, in order (``api.job_stage`` says which one a job is at).
+STAGES = (
+    ("paid", gettext_lazy("Paid")),
+    ("upscaling", gettext_lazy("Upscaling")),
+    ("delivering", gettext_lazy("Delivering")),
+    ("ready", gettext_lazy("Ready")),
+)
+STAGE_KEYS = [key for key, _label in STAGES]
 
 
-def _not_implemented(request, *args, **kwargs):
-    return HttpResponse("Not available yet.", status=501)
+def _too_many(request, scope: str):
+    retry_after = check_rate_limit(request, scope)
+    if retry_after is None:
+        return None
+    response = TemplateResponse(
+        request, "wagtail_smi/storefront/message.html",
+        {"title": _("Too many requests"), "message": _("Too many requests, try again in a minute.")},
+        status=429,
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
-purchase_page = order_status = _not_implemented
+@csrf_protect
+def purchase_page(request, image_id: int):
+    """The purchase form without JavaScript: GET shows prices, POST starts the checkout."""
+    limited = _too_many(request, "purchase_page")
+    if limited:
+        return limited
+    page_id = request.GET.get("page", "")
+    if not page_id.isdigit():
+        return HttpResponseBadRequest(_("page: a page id is required."))
+    offer = catalog.sale_offer(image_id, int(page_id))
+    if offer is None:
+        raise Http404(_("This image is no longer for sale."))
+    site_settings = offer.settings()
+    if not site_settings.enabled:
+        raise Http404(_("This image is no longer for sale."))
+    quotes, currency = quotes_for(offer)
+    selected = request.POST.get("resolution") if request.method == "POST" else None
+    if selected is None:
+        selected = "4x" if quotes.get("4x") and quotes["4x"].available else next(
+            (key for key, q in quotes.items() if q.available), ""
+        )
+    errors: list[str] = []
+    email = ""
+    status = 200
+    if request.method == "POST":
+        limited = _too_many(request, "checkout")
+        if limited:
+            return limited
+        email = (request.POST.get("email") or "").strip()
+        try:
+            email = get_email({"email": email})
+            job = start_checkout(
+                offer=offer,
+                resolution_key=request.POST.get("resolution") or "",
+                email=email,
+                terms_accepted=request.POST.get("terms_accepted") in {"1", "on", "true"},
+                request=request,
+            )
+        except BadInput as exc:
+            errors.append(exc.message)
+            status = 400
+        except CheckoutError as exc:
+            errors.append(exc.message)
+            status = exc.status
+        else:
+            return redirect(job.checkout_url)
+    rendition = offer.image.get_rendition("width-800")
+    options = [
+        {
+            "quote": quote,
+            "price_display": pricing.format_price(quote.price_cents, quote.currency),
+            "selected": key == selected,
+        }
+        for key, quote in quotes.items()
+    ]
+    response = TemplateResponse(
+        request,
+        "wagtail_smi/storefront/purchase.html",
+        {
+            "offer": offer,
+            "image": offer.image,
+            "rendition": rendition,
+            "options": options,
+            "currency": currency,
+            "email": email,
+            "errors": errors,
+            "terms_url": site_settings.terms_url,
+            "page_url": offer.page.relative_url(offer.site) or "/",
+        },
+        status=status,
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+def order_status(request, job_id):
+    """An order's progress, polled live; 404 without the order's key."""
+    limited = _too_many(request, "status")
+    if limited:
+        return limited
+    job = PurchaseJob.objects.select_related("image").filter(pk=job_id).first()
+    key = request.GET.get("key")
+    if job is None or not job.check_access_key(key):
+        raise Http404(_("We could not find this order."))
+    stage, progress, message = job_stage(job)
+    current = STAGE_KEYS.index(stage) if stage in STAGE_KEYS else -1
+    stages = [
+        {
+            "key": k,
+            "label": label,
+            "done": 0 <= i < current or stage == "ready",
+            "current": i == current,
+        }
+        for i, (k, label) in enumerate(STAGES)
+    ]
+    rendition = None
+    if job.image is not None:
+        try:
+            rendition = job.image.get_rendition("width-800")
+        except Exception:  # a missing source file must not hide the order
+            rendition = None
+    mailbox_url = None
+    if settings.DEBUG and smi_settings.DEMO_MAILBOX_DIR:
+        try:
+            mailbox_url = reverse("wagtail_smi:demo_mailbox")
+        except NoReverseMatch:
+            mailbox_url = None
+    status_json = job_status_json(job)
+    response = TemplateResponse(
+        request,
+        "wagtail_smi/storefront/order_status.html",
+        {
+            "job": job,
+            "stage": stage,
+            "progress": progress,
+            "message": message,
+            "stages": stages,
+            "rendition": rendition,
+            "price_display": pricing.format_price(job.amount_cents, job.currency),
+            "status_api_url": reverse("wagtail_smi:job_status", args=[job.pk]) + "?key=" + key,
+            "download_url": status_json.get("download_url"),
+            "expires_at": job.token_expires_at,
+            "is_final": job.status in {
+                JobStatus.COMPLETED, JobStatus.REFUNDED, JobStatus.ABANDONED,
+                JobStatus.NEEDS_ATTENTION,
+            },
+            "is_problem": stage in {"failed", "refunded", "needs_attention", "abandoned"},
+            "support_email": _support_email(job),
+            "mailbox_url": mailbox_url,
+            "retry_url": job.cancel_url,
+        },
+    )
+    add_never_cache_headers(response)
+    response["Referrer-Policy"] = "no-referrer"  # the key is in the URL
+    return response
+
+
+def _support_email(job) -> str:
+    if job.site_id is None:
+        return ""
+    from .models import SmiSiteSettings
+
+    row = SmiSiteSettings.objects.filter(site_id=job.site_id).only("support_email").first()
+    return row.support_email if row else ""

@@ -1,0 +1,59 @@
+/* wagtail-smi order status page: polls job-status with backoff and updates the page. */
+(function () {
+  "use strict";
+  var root = document.querySelector(".smi-order[data-status-url]");
+  if (!root || root.dataset.final === "1") return;
+
+  var STAGES = ["paid", "upscaling", "delivering", "ready"];
+  var FINAL = ["ready", "refunded", "abandoned", "needs_attention"];
+  var delay = 2000;          // first poll after 2 s...
+  var MAX_DELAY = 30000;     // ...backing off to every 30 s
+  var progress = root.querySelector(".smi-progress");
+  var message = root.querySelector(".smi-message");
+  var download = root.querySelector(".smi-download");
+  var lastStage = null;
+
+  function render(data) {
+    var index = STAGES.indexOf(data.stage);
+    root.querySelectorAll(".smi-stages li").forEach(function (li, i) {
+      var current = i === index;
+      li.classList.toggle("is-current", current);
+      li.classList.toggle("is-done", (index >= 0 && i < index) || data.stage === "ready");
+      if (current) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
+    });
+    if (progress) { progress.value = data.progress; progress.textContent = data.progress + "%"; }
+    if (message && message.textContent !== data.message) message.textContent = data.message;
+    message.classList.toggle("smi-notice", ["failed", "refunded", "needs_attention", "abandoned"].indexOf(data.stage) >= 0);
+    if (download && data.download_url) {
+      download.querySelector("a").href = data.download_url;
+      download.hidden = false;
+    }
+  }
+
+  function poll() {
+    fetch(root.dataset.statusUrl, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (response.status === 429) {
+          var wait = parseInt(response.headers.get("Retry-After"), 10);
+          delay = Math.min(Math.max(delay, (wait || 10) * 1000), 60000);
+          throw new Error("rate limited");
+        }
+        if (!response.ok) throw new Error("status " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        render(data);
+        if (FINAL.indexOf(data.stage) >= 0) return;
+        // Back off while nothing changes; poll briskly again when the stage moves.
+        delay = data.stage === lastStage ? Math.min(delay * 1.5, MAX_DELAY) : 2000;
+        lastStage = data.stage;
+        window.setTimeout(poll, delay);
+      })
+      .catch(function () {
+        delay = Math.min(delay * 2, MAX_DELAY);
+        window.setTimeout(poll, delay);
+      });
+  }
+
+  window.setTimeout(poll, delay);
+})();
