@@ -1,0 +1,85 @@
+"""Fixtures for the payments tests: the local Stripe server and recorders at the
+boundaries we own (enqueueing processing, sending emails). Import them into a test
+module with ``from tests.stripe_fixtures import *``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import stripe_server
+
+WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
+API_KEY = "sk_test_wagtail_smi"
+
+__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "stripe_settings"]
+
+
+@pytest.fixture
+def fake_stripe():
+    fake = stripe_server.FakeStripe(webhook_secret=WEBHOOK_SECRET, api_key=API_KEY)
+    server, thread = stripe_server.start(fake)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def stripe_settings(settings, fake_stripe):
+    """WAGTAIL_SMI pointing the Stripe provider at the local server."""
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "PAYMENT_BACKEND": "stripe",
+        "STRIPE": {
+            "SECRET_KEY": API_KEY,
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "API_BASE": fake_stripe.base_url,
+            "MAX_NETWORK_RETRIES": 0,
+        },
+    }
+    return settings
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """The job ids handed to ``tasks.enqueue_processing`` (processing itself is not run)."""
+    from wagtail_smi import tasks
+
+    calls: list[str] = []
+    monkeypatch.setattr(tasks, "enqueue_processing", lambda job_id: calls.append(str(job_id)))
+    return calls
+
+
+@pytest.fixture
+def emails_sent(monkeypatch):
+    """``(function name, job id)`` for every email the payments code asks for; the real
+    function still runs."""
+    from wagtail_smi import emails
+
+    sent: list[tuple[str, str]] = []
+    for name in ("send_refund_notice", "send_payment_failed", "send_admin_alert", "send_download_ready"):
+        original = getattr(emails, name)
+
+        def wrapper(job, *args, _name=name, _original=original, **kwargs):
+            sent.append((_name, str(job.pk)))
+            return _original(job, *args, **kwargs)
+
+        monkeypatch.setattr(emails, name, wrapper)
+    return sent
+
+
+def deliver(client, payload: str, signature: str | None, **extra):
+    """POST an event to the Stripe webhook the way Stripe does (raw JSON + signature)."""
+    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
+    return client.post(
+        "/smi-webhook/stripe/", data=payload, content_type="application/json", **headers, **extra
+    )
+
+
+def event_payload(event: dict) -> str:
+    return json.dumps(event)
