@@ -11,10 +11,11 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
-from wagtail.admin.panels import FieldPanel, MultiFieldPanel
+from wagtail.admin.panels import FieldPanel, HelpPanel, MultiFieldPanel
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.fields import StreamField
 
+from ..admin.settings_form import SmiSiteSettingsForm
 from ..pricing import DEFAULT_RESOLUTIONS, PricingRules, ResolutionOption
 
 
@@ -109,6 +110,8 @@ class SmiSiteSettings(BaseSiteSetting):
     )
     support_email = models.EmailField(_("support email"), blank=True)
 
+    base_form_class = SmiSiteSettingsForm
+
     panels = [
         FieldPanel("enabled"),
         MultiFieldPanel(
@@ -123,6 +126,10 @@ class SmiSiteSettings(BaseSiteSetting):
             heading=_("Pricing"),
         ),
         FieldPanel("resolutions"),
+        MultiFieldPanel(
+            [HelpPanel(template="wagtail_smi/admin/price_preview_panel.html")],
+            heading=_("Price preview"),
+        ),
         MultiFieldPanel(
             [
                 FieldPanel("download_expiry_hours"),

@@ -1,0 +1,113 @@
+"""Filters for the orders list and the reports (plain ORM: SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+
+from ..models import JobStatus, PurchaseJob
+
+
+def _page_choices(request):
+    from wagtail.models import Page
+
+    return Page.objects.filter(
+        pk__in=PurchaseJob.objects.values("page_ref").distinct()
+    ).order_by("title")
+
+
+def _image_choices(request):
+    from wagtail.images import get_image_model
+
+    return get_image_model().objects.filter(
+        pk__in=PurchaseJob.objects.values("image_ref").distinct()
+    ).order_by("title")
+
+
+def _resolution_choices():
+    keys = PurchaseJob.objects.order_by().values_list("resolution", flat=True).distinct()
+    return [(key, key) for key in sorted(keys)]
+
+
+class OrderFilterSet(WagtailFilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        label=_("Status"), choices=JobStatus.choices, widget=forms.CheckboxSelectMultiple
+    )
+    resolution = django_filters.ChoiceFilter(
+        label=_("Resolution"), choices=_resolution_choices, empty_label=_("All")
+    )
+    created_at = django_filters.DateFromToRangeFilter(
+        label=_("Created"), widget=DateRangePickerWidget
+    )
+    page = django_filters.ModelChoiceFilter(
+        label=_("Page"), queryset=_page_choices, field_name="page_ref", to_field_name="pk",
+        method="filter_page",
+    )
+    image = django_filters.ModelChoiceFilter(
+        label=_("Image"), queryset=_image_choices, method="filter_image"
+    )
+    currency = django_filters.CharFilter(label=_("Currency"), method="filter_currency")
+
+    class Meta:
+        model = PurchaseJob
+        fields = ["status", "resolution", "created_at", "page", "image", "currency"]
+
+    # By id snapshot, so orders whose page or image was deleted still match their id.
+    def filter_page(self, queryset, name, value):
+        return queryset.filter(page_ref=value.pk) if value else queryset
+
+    def filter_image(self, queryset, name, value):
+        return queryset.filter(image_ref=value.pk) if value else queryset
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(currency=value.lower()) if value else queryset
+
+
+class ReportFilterSet(WagtailFilterSet):
+    """The date range every report is limited to (by when the order was created)."""
+
+    created_at = django_filters.DateFromToRangeFilter(
+        label=_("Date"), widget=DateRangePickerWidget
+    )
+
+    class Meta:
+        model = PurchaseJob
+        fields = ["created_at"]
+
+
+PERIOD_CHOICES = [("day", _("Day")), ("week", _("Week")), ("month", _("Month"))]
+
+
+class RevenueFilterSet(WagtailFilterSet):
+    """Revenue is dated by payment: an order counts on the day its money arrived."""
+
+    paid_at = django_filters.DateFromToRangeFilter(label=_("Paid"), widget=DateRangePickerWidget)
+    period = django_filters.ChoiceFilter(
+        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method="keep",
+        null_label=None,
+    )
+
+    class Meta:
+        model = PurchaseJob
+        fields = ["paid_at", "period"]
+
+    def keep(self, queryset, name, value):
+        return queryset  # read by the view, not a filter
+
+
+GROUP_CHOICES = [("image", _("Image")), ("page", _("Page"))]
+
+
+class ImagesPagesFilterSet(ReportFilterSet):
+    group = django_filters.ChoiceFilter(
+        label=_("Per"), choices=GROUP_CHOICES, empty_label=None, method="keep"
+    )
+
+    class Meta:
+        model = PurchaseJob
+        fields = ["created_at", "group"]
+
+    def keep(self, queryset, name, value):
+        return queryset

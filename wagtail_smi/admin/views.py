@@ -1,0 +1,218 @@
+"""Order actions: POST only, CSRF-protected, permission-checked, one domain call each.
+
+Each action calls the same domain function the rest of the system uses (so the state
+machine and the event log see the acting admin), then redirects back to the order with a
+message. A domain function that raises is reported as an admin error, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from ..models import JobStatus, PurchaseJob
+from ..pricing import format_price, minor_unit_exponent
+from .permissions import user_can_act_on_orders
+
+logger = logging.getLogger(__name__)
+
+S = JobStatus
+
+# Which actions make sense in which state (the domain function has the final word).
+ACTION_STATES: dict[str, frozenset[str]] = {
+    "retry": frozenset({S.NEEDS_ATTENTION}),
+    "refund": frozenset({S.PAID, S.PROCESSING, S.COMPLETED, S.FAILED, S.NEEDS_ATTENTION}),
+    "resend_email": frozenset({S.COMPLETED}),
+    "redeliver": frozenset({S.COMPLETED}),
+    "resolve": frozenset({S.NEEDS_ATTENTION}),
+}
+
+
+def available_actions(job: PurchaseJob) -> list[str]:
+    return [name for name, states in ACTION_STATES.items() if job.status in states]
+
+
+class RefundForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=500, strip=True)
+
+
+class ResolveForm(forms.Form):
+    OUTCOMES = [
+        ("delivered", _("Delivered by hand")),
+        ("refunded_outside", _("Refunded outside the system")),
+    ]
+    outcome = forms.ChoiceField(label=_("What happened"), choices=OUTCOMES)
+    reason = forms.CharField(label=_("Details"), max_length=500, strip=True)
+    amount = forms.CharField(label=_("Amount refunded"), required=False, max_length=20)
+
+    def __init__(self, *args, job: PurchaseJob, **kwargs):
+        self.job = job
+        super().__init__(*args, **kwargs)
+
+    def clean_amount(self):
+        """The refunded amount, in major units as typed (e.g. 5.76): minor units out."""
+        raw = (self.cleaned_data.get("amount") or "").strip()
+        if not raw:
+            return self.job.amount_cents
+        try:
+            value = Decimal(raw.replace(",", "."))
+        except InvalidOperation:
+            raise forms.ValidationError(gettext("Enter an amount such as 5.76."))
+        exponent = minor_unit_exponent(self.job.currency)
+        cents = value * (Decimal(10) ** exponent)
+        if cents != cents.to_integral_value() or cents < 0:
+            raise forms.ValidationError(gettext("Enter an amount such as 5.76."))
+        cents = int(cents)
+        if cents > self.job.amount_cents:
+            raise forms.ValidationError(
+                gettext("At most %(amount)s was paid.")
+                % {"amount": format_price(self.job.amount_cents, self.job.currency)}
+            )
+        return cents
+
+
+def _form_errors(form: forms.Form) -> str:
+    return "; ".join(
+        f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"
+        for name, errors in form.errors.items()
+    )
+
+
+def _order_url(request, job) -> str:
+    namespace = request.resolver_match.namespace
+    return f"{namespace}:inspect"
+
+
+def order_action(name: str):
+    """Wrap an action body with the checks every action shares."""
+
+    def decorator(body):
+        @require_POST
+        def view(request, pk):
+            if not user_can_act_on_orders(request.user):
+                raise PermissionDenied
+            job = get_object_or_404(PurchaseJob, pk=pk)
+            target = redirect(_order_url(request, job), pk=job.pk)
+            if job.status not in ACTION_STATES[name]:
+                messages.error(
+                    request,
+                    gettext("This action is not possible while the order is “%(status)s”.")
+                    % {"status": job.get_status_display()},
+                )
+                return target
+            try:
+                success = body(request, job)
+            except (ImportError, NotImplementedError):
+                logger.exception("order action %s is not available", name)
+                messages.error(request, gettext("This action is not available in this installation yet."))
+            except Exception as exc:  # shown to the admin, logged with the traceback
+                logger.exception("order action %s failed for job %s", name, job.pk)
+                messages.error(
+                    request,
+                    gettext("The action failed: %(error)s") % {"error": str(exc)[:300] or type(exc).__name__},
+                )
+            else:
+                if success:
+                    messages.success(request, success)
+            return target
+
+        view.__name__ = f"order_action_{name}"
+        return view
+
+    return decorator
+
+
+@order_action("retry")
+def retry_view(request, job):
+    from ..processing import retry_job
+
+    retry_job(job.pk, actor=request.user)
+    return gettext("Processing restarted.")
+
+
+@order_action("refund")
+def refund_view(request, job):
+    form = RefundForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return None
+    from ..payments import refund_job
+
+    result = refund_job(job.pk, reason=form.cleaned_data["reason"], actor=request.user)
+    status = getattr(result, "status", None)
+    if status == S.REFUNDED:
+        return gettext("Refunded %(amount)s.") % {
+            "amount": format_price(result.refund_amount_cents or job.amount_cents, job.currency)
+        }
+    if status == S.NEEDS_ATTENTION:
+        messages.warning(
+            request,
+            gettext("The refund could not be made: %(error)s")
+            % {"error": getattr(result, "last_error", "") or gettext("see the event log")},
+        )
+        return None
+    return gettext("Refund requested.")
+
+
+@order_action("resend_email")
+def resend_email_view(request, job):
+    from ..delivery import resend_download_email
+
+    resend_download_email(job.pk, actor=request.user)
+    return gettext("The download email was sent again with a new link.")
+
+
+@order_action("redeliver")
+def redeliver_view(request, job):
+    from ..processing import redeliver
+
+    redeliver(job.pk, actor=request.user)
+    return gettext("The delivery is being rebuilt.")
+
+
+@order_action("resolve")
+def resolve_view(request, job):
+    from ..workflow import transition
+
+    form = ResolveForm(request.POST, job=job)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return None
+    data = form.cleaned_data
+    if data["outcome"] == "delivered":
+        transition(
+            job.pk,
+            S.COMPLETED,
+            reason=gettext("Resolved: delivered by hand. %(details)s") % {"details": data["reason"]},
+            actor=request.user,
+            only_from=[S.NEEDS_ATTENTION],
+        )
+        return gettext("Marked as delivered by hand.")
+    transition(
+        job.pk,
+        S.REFUNDED,
+        reason=gettext("Resolved: refunded outside the system (%(amount)s). %(details)s")
+        % {"amount": format_price(data["amount"], job.currency), "details": data["reason"]},
+        actor=request.user,
+        only_from=[S.NEEDS_ATTENTION],
+        refund_amount_cents=data["amount"],
+        refund_reason=data["reason"],
+    )
+    return gettext("Marked as refunded outside the system.")
+
+
+ACTIONS = {
+    "retry": retry_view,
+    "refund": refund_view,
+    "resend_email": resend_email_view,
+    "redeliver": redeliver_view,
+    "resolve": resolve_view,
+}
