@@ -100,8 +100,9 @@ def start_checkout(
         )
         workflow.record_note(job, "checkout started")
 
-    provider = get_payment_provider()
+    provider = None
     try:
+        provider = get_payment_provider()
         session = provider.create_checkout(
             job, success_url=order_status_url(job), cancel_url=job.cancel_url
         )
@@ -109,7 +110,7 @@ def start_checkout(
         logger.warning("job %s: checkout session failed: %s", job.pk, type(exc).__name__)
         job = workflow.update_job(
             job, last_error=f"checkout session failed: {type(exc).__name__}: {exc}"[:2000],
-            payment_provider=getattr(provider, "name", "")[:32],
+            payment_provider=(getattr(provider, "name", "") or "")[:32],
         )
         raise CheckoutError(
             "payment_provider_error",
