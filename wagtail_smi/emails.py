@@ -1,21 +1,164 @@
-"""Every email the package sends, built in one place. Placeholder until delivery lands."""
+"""Every email the package sends, built in one place from templates a site can override.
+
+Templates live under ``wagtail_smi/emails/``: ``<name>_subject.txt``, ``<name>.txt`` and
+``<name>.html``. The sender is ``WAGTAIL_SMI["FROM_EMAIL"]`` or ``DEFAULT_FROM_EMAIL``;
+the support contact comes from the site's settings. Emails are rendered in the language
+the customer bought in. Tokens and links appear only in the message, never in logs.
+"""
+
+from __future__ import annotations
 
 import logging
+import zoneinfo
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+
+from .conf import smi_settings
+from .utils import absolute_url
 
 logger = logging.getLogger(__name__)
 
-
-def send_download_ready(job, token: str) -> None:
-    logger.info("download ready for job %s", job.pk)
-
-
-def send_refund_notice(job) -> None:
-    logger.info("refund notice for job %s", job.pk)
-
-
-def send_payment_failed(job) -> None:
-    logger.info("payment failed for job %s", job.pk)
+# What the customer is told for each automatic refund reason (processing.REASON_*).
+REFUND_EXPLANATIONS = {
+    "upscale_failed": _("The upscaling service could not process your image."),
+    "result_invalid": _("The upscaled image we received did not pass our quality checks."),
+    "result_unavailable": _("We could not retrieve the upscaled image from the upscaling service."),
+}
 
 
-def send_admin_alert(job, message: str) -> None:
-    logger.warning("admin alert for job %s: %s", job.pk, message)
+def _site_settings(job):
+    from .models import SmiSiteSettings
+
+    if job.site_id:
+        return SmiSiteSettings.for_site(job.site)
+    return None
+
+
+def _support_email(job) -> str:
+    site_settings = _site_settings(job)
+    return (site_settings.support_email if site_settings else "") or (
+        smi_settings.FROM_EMAIL or settings.DEFAULT_FROM_EMAIL
+    )
+
+
+def _site_name(job) -> str:
+    if job.site_id and job.site.site_name:
+        return job.site.site_name
+    return getattr(settings, "WAGTAIL_SITE_NAME", "") or absolute_url("/")
+
+
+def _order_url(job) -> str:
+    return absolute_url(reverse("wagtail_smi:order_status", args=[job.pk])) + f"?key={job.access_key}"
+
+
+def _base_context(job) -> dict:
+    return {
+        "job": job,
+        "site_name": _site_name(job),
+        "support_email": _support_email(job),
+        "order_url": _order_url(job),
+        "amount": f"{job.amount_cents / 100:.2f} {job.currency.upper()}",
+    }
+
+
+def _send(name: str, context: dict, recipients: list[str], *, language: str = "") -> bool:
+    recipients = [r for r in recipients if r]
+    if not recipients:
+        logger.warning("email %s for job %s not sent: no recipient", name, context["job"].pk)
+        return False
+    with translation.override(language or settings.LANGUAGE_CODE):
+        subject = " ".join(render_to_string(f"wagtail_smi/emails/{name}_subject.txt", context).split())
+        text = render_to_string(f"wagtail_smi/emails/{name}.txt", context)
+        html = render_to_string(f"wagtail_smi/emails/{name}.html", context)
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=smi_settings.FROM_EMAIL or settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        reply_to=[context["support_email"]] if context.get("support_email") else None,
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()
+    logger.info("email %s sent for job %s", name, context["job"].pk)
+    return True
+
+
+def format_expiry(moment) -> str:
+    """The expiry in the site's time zone, with the zone named (``2026-12-01 14:00 UTC``)."""
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
+    local = timezone.localtime(moment, zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def send_download_ready(job, token: str) -> bool:
+    from .delivery import download_url
+
+    context = _base_context(job) | {
+        "download_url": download_url(token),
+        "expires_at": format_expiry(job.token_expires_at) if job.token_expires_at else "",
+        "download_limit": job.download_limit,
+    }
+    return _send("download_ready", context, [job.email], language=job.locale)
+
+
+def send_refund_notice(job) -> bool:
+    reason = (job.refund_reason or "").split(":", 1)[0].strip()
+    refunded = job.refund_amount_cents or job.amount_cents
+    context = _base_context(job) | {
+        "explanation": REFUND_EXPLANATIONS.get(reason, ""),
+        "refund_amount": f"{refunded / 100:.2f} {job.currency.upper()}",
+        "alternatives": _alternatives(job),
+    }
+    return _send("refund_notice", context, [job.email], language=job.locale)
+
+
+def send_payment_failed(job) -> bool:
+    context = _base_context(job) | {"retry_url": job.cancel_url or absolute_url("/")}
+    return _send("payment_failed", context, [job.email], language=job.locale)
+
+
+def admin_recipients() -> list[str]:
+    configured = smi_settings.ADMIN_EMAILS
+    if configured:
+        return list(configured)
+    return [entry[1] if isinstance(entry, (list, tuple)) else entry for entry in settings.ADMINS]
+
+
+def send_admin_alert(job, message: str) -> bool:
+    context = _base_context(job) | {
+        "message": message,
+        "admin_url": _admin_order_url(job),
+    }
+    return _send("admin_alert", context, admin_recipients())
+
+
+def _admin_order_url(job) -> str:
+    # The orders admin is another module's; fall back to the admin home if it has no route.
+    from django.urls import NoReverseMatch
+
+    for name in ("wagtail_smi_orders:inspect", "wagtail_smi_orders:edit"):
+        try:
+            return absolute_url(reverse(name, args=[job.pk]))
+        except NoReverseMatch:
+            continue
+    try:
+        return absolute_url(reverse("wagtailadmin_home"))
+    except NoReverseMatch:
+        return absolute_url("/admin/")
+
+
+def _alternatives(job) -> list[str]:
+    """Other resolutions of the same image the customer could try instead."""
+    site_settings = _site_settings(job)
+    if not site_settings:
+        return []
+    return [
+        f"{option.label} ({option.key})"
+        for option in site_settings.resolution_options()
+        if option.enabled and option.key != job.resolution
+    ]

@@ -1,0 +1,51 @@
+"""Upscaler backends, selected by ``WAGTAIL_SMI["UPSCALER"]`` (``CLASS`` + ``OPTIONS``).
+
+``local`` (Pillow, in the worker, no network) and ``upsampler`` (Upsampler's Precise
+Upscale API over ``requests``). A site can point ``CLASS`` at its own subclass of
+``BaseUpscaler``.
+"""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+from ..conf import smi_settings
+from .base import (
+    FAILED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    SUCCESS,
+    BaseUpscaler,
+    FinalUpscalerError,
+    RetryableUpscalerError,
+    StatusResult,
+    SubmitResult,
+    UpscalerError,
+)
+
+ALIASES = {
+    "local": "wagtail_smi.upscalers.local.LocalUpscaler",
+    "upsampler": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
+}
+
+
+def get_upscaler() -> BaseUpscaler:
+    config = smi_settings.UPSCALER or {}
+    dotted = config.get("CLASS") or ALIASES["local"]
+    cls = import_string(ALIASES.get(dotted, dotted))
+    return cls(config.get("OPTIONS") or {})
+
+
+__all__ = [
+    "FAILED",
+    "IN_PROGRESS",
+    "IN_QUEUE",
+    "SUCCESS",
+    "BaseUpscaler",
+    "FinalUpscalerError",
+    "RetryableUpscalerError",
+    "StatusResult",
+    "SubmitResult",
+    "UpscalerError",
+    "get_upscaler",
+]

@@ -1,0 +1,82 @@
+"""The upscaler interface (wagtail-localize style: a small base class, CLASS + OPTIONS).
+
+An asynchronous backend (Upsampler) implements ``submit`` and ``status``; a synchronous
+one (Pillow, in the worker) sets ``synchronous = True`` and implements ``upscale``.
+Errors are split so the pipeline knows whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+# Statuses reported by ``status()`` (Upsampler's own names, SPEC §6).
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+SUCCESS = "SUCCESS"
+FAILED = "FAILED"
+PENDING_STATUSES = frozenset({IN_QUEUE, IN_PROGRESS})
+
+
+class UpscalerError(Exception):
+    """Base class; ``code`` is a short machine-readable reason kept in the job's log."""
+
+    code = "upscaler_error"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class RetryableUpscalerError(UpscalerError):
+    """Timeouts, connection errors, 5xx, 429: trying again later may succeed."""
+
+    code = "upscaler_unavailable"
+
+
+class FinalUpscalerError(UpscalerError):
+    """Invalid key, insufficient credits, unsupported input: trying again will not help."""
+
+    code = "upscaler_refused"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    external_id: str
+    status: str
+    credits: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    status: str
+    image_url: str = ""
+    credits: Decimal | None = None
+    error: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_STATUSES
+
+
+class BaseUpscaler:
+    """Subclasses get their ``OPTIONS`` dict as ``self.options``."""
+
+    name = ""
+    synchronous = False
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
+
+    def submit(self, job) -> SubmitResult:
+        raise NotImplementedError
+
+    def status(self, external_id: str) -> StatusResult:
+        raise NotImplementedError
+
+    def upscale(self, job, destination: Path) -> Path:
+        """Synchronous backends: write the upscaled image under ``destination`` (a folder)."""
+        raise NotImplementedError

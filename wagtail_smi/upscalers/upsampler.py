@@ -1,0 +1,149 @@
+"""The ``upsampler`` upscaler: Upsampler's Precise Upscale API (SPEC §6) over ``requests``.
+
+OPTIONS: ``API_KEY`` (required), ``API_BASE`` (with its path, default
+``https://upsampler.com/api/v1``), ``TIMEOUT`` (seconds per request, default 20) and
+``ORIGINAL_URLS``: ``"public"`` (the original's own storage URL, made absolute with
+``PUBLIC_BASE_URL``) or ``"signed"`` (a short-lived signed URL of ours, for storage that
+is not public). Public is the default and falls back to signed when the storage has no URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+
+import requests
+from django.urls import reverse
+
+from ..utils import absolute_url
+from .base import (
+    FAILED,
+    BaseUpscaler,
+    FinalUpscalerError,
+    RetryableUpscalerError,
+    StatusResult,
+    SubmitResult,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://upsampler.com/api/v1"
+
+# HTTP answers that no retry will fix, and the reason recorded for each.
+_FINAL_STATUSES = {
+    400: "unsupported_input",
+    401: "invalid_api_key",
+    402: "insufficient_credits",
+    403: "invalid_api_key",
+    404: "unknown_upscale",
+    422: "unsupported_input",
+}
+
+
+def _credits(value) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def original_image_url(job, mode: str = "public") -> str:
+    """An absolute URL Upsampler can fetch the job's ORIGINAL file from (not a rendition)."""
+    from ..delivery import signed_original_url
+
+    if mode != "signed" and job.image is not None:
+        try:
+            url = job.image.file.url
+        except Exception:  # storage without public URLs
+            url = ""
+        if url:
+            return url if url.startswith(("https://", "http://")) else absolute_url(url)
+    return signed_original_url(job)
+
+
+def callback_url(job) -> str:
+    return absolute_url(
+        reverse("wagtail_smi:upsampler_webhook", args=[str(job.id), job.callback_secret])
+    )
+
+
+class UpsamplerUpscaler(BaseUpscaler):
+    name = "upsampler"
+
+    @property
+    def api_base(self) -> str:
+        return (self.options.get("API_BASE") or DEFAULT_API_BASE).rstrip("/")
+
+    @property
+    def timeout(self) -> float:
+        return float(self.options.get("TIMEOUT", 20))
+
+    def _request(self, method: str, path: str, **kwargs) -> dict:
+        key = self.options.get("API_KEY") or ""
+        if not key:
+            raise FinalUpscalerError("no Upsampler API key configured", code="invalid_api_key")
+        try:
+            response = requests.request(
+                method,
+                f"{self.api_base}{path}",
+                headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.Timeout as exc:
+            raise RetryableUpscalerError(f"Upsampler timed out: {exc.__class__.__name__}")
+        except requests.RequestException as exc:
+            raise RetryableUpscalerError(f"Upsampler unreachable: {exc.__class__.__name__}")
+        code = response.status_code
+        if code == 429 or code >= 500:
+            raise RetryableUpscalerError(f"Upsampler answered HTTP {code}")
+        if code in _FINAL_STATUSES or 400 <= code < 500:
+            detail = ""
+            try:
+                detail = str(response.json().get("error") or "")[:200]
+            except ValueError:
+                pass
+            raise FinalUpscalerError(
+                f"Upsampler answered HTTP {code} {detail}".strip(),
+                code=_FINAL_STATUSES.get(code, "upscaler_refused"),
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            raise RetryableUpscalerError("Upsampler answered with something that is not JSON")
+        if not isinstance(data, dict):
+            raise RetryableUpscalerError("Upsampler answered with an unexpected JSON value")
+        return data
+
+    def submit(self, job) -> SubmitResult:
+        payload = {
+            "input": {
+                "imageUrl": original_image_url(job, self.options.get("ORIGINAL_URLS", "public")),
+                "inputImageType": "universal",
+                "upscaleFactor": job.factor,
+            },
+            "webhook": callback_url(job),
+        }
+        data = self._request("POST", "/precise-upscale", json=payload)
+        status = str(data.get("status") or "")
+        if status == FAILED:
+            raise FinalUpscalerError(
+                f"Upsampler refused the image: {str(data.get('error') or '')[:200]}",
+                code="unsupported_input",
+            )
+        external_id = str(data.get("id") or "")
+        if not external_id:
+            raise RetryableUpscalerError("Upsampler's answer had no job id")
+        return SubmitResult(external_id, status, _credits(data.get("creditCost")))
+
+    def status(self, external_id: str) -> StatusResult:
+        data = self._request("GET", f"/status/{requests.utils.quote(external_id, safe='')}")
+        return StatusResult(
+            status=str(data.get("status") or ""),
+            image_url=str(data.get("imageUrl") or ""),
+            credits=_credits(data.get("creditCost")),
+            error=str(data.get("error") or "")[:500],
+        )
