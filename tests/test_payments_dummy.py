@@ -1,0 +1,180 @@
+"""The dummy provider and its checkout page: Pay, Decline card, Cancel."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
+from django.urls import reverse
+
+from tests.stripe_fixtures import *  # noqa: F403
+from wagtail_smi.models import JobEvent, PurchaseJob
+from wagtail_smi.payments import get_payment_provider
+from wagtail_smi.workflow import update_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dummy_job(make_job):
+    """A job whose checkout was opened with the dummy provider, as the storefront does."""
+
+    def factory(**fields):
+        job = make_job(factor=8, amount_cents=192, cancel_url="http://testserver/gallery/", **fields)
+        session = get_payment_provider("dummy").create_checkout(
+            job, success_url="unused", cancel_url=job.cancel_url
+        )
+        return update_job(
+            job, checkout_session_id=session.session_id, checkout_url=session.url, payment_provider="dummy"
+        )
+
+    return factory
+
+
+def page_url(job, key=None) -> str:
+    return reverse("wagtail_smi:dummy_checkout", args=[job.pk]) + f"?key={job.access_key if key is None else key}"
+
+
+def status_url(job) -> str:
+    return reverse("wagtail_smi:order_status", args=[job.pk]) + f"?key={job.access_key}"
+
+
+class TestProvider:
+    def test_refused_unless_debug_or_explicitly_allowed(self, settings):
+        settings.DEBUG = False
+        settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": False}
+        with pytest.raises(ImproperlyConfigured):
+            get_payment_provider("dummy")
+
+        settings.DEBUG = True
+        assert get_payment_provider("dummy").name == "dummy"
+
+    def test_checkout_url_is_the_local_page_with_the_access_key(self, settings, make_job):
+        settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "https://shop.example"}
+        job = make_job()
+        session = get_payment_provider("dummy").create_checkout(job, success_url="s", cancel_url="c")
+        assert session.url == f"https://shop.example/smi/dummy-checkout/{job.pk}/?key={job.access_key}"
+
+
+class TestPage:
+    def test_the_page_shows_the_order(self, client, dummy_job):
+        job = dummy_job()
+        response = client.get(page_url(job))
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "8x" in html
+        assert "8000 × 8000" in html
+        assert "$1.92" in html
+        assert "<img" in html
+        for button in ('value="pay"', 'value="decline"', 'value="cancel"'):
+            assert button in html
+        assert "csrfmiddlewaretoken" in html
+
+    @pytest.mark.parametrize("key", ["", "wrong"])
+    def test_without_the_right_key_it_is_a_404(self, client, dummy_job, key):
+        job = dummy_job()
+        assert client.get(page_url(job, key)).status_code == 404
+        assert client.post(page_url(job, key), {"action": "pay"}).status_code == 404
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_a_job_of_another_provider_cannot_be_paid_here(self, client, dummy_job):
+        job = update_job(dummy_job(), payment_provider="stripe")
+        assert client.post(page_url(job), {"action": "pay"}).status_code == 404
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_the_page_is_gone_when_dummy_payments_are_not_allowed(self, client, settings, dummy_job):
+        job = dummy_job()
+        settings.DEBUG = False
+        settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": False}
+        assert client.post(page_url(job), {"action": "pay"}).status_code == 404
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_posting_needs_the_csrf_token(self, dummy_job):
+        job = dummy_job()
+        assert Client(enforce_csrf_checks=True).post(page_url(job), {"action": "pay"}).status_code == 403
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_an_unknown_action_is_a_400_naming_the_field(self, client, dummy_job):
+        response = client.post(page_url(dummy_job()), {"action": "steal"})
+        assert response.status_code == 400
+        assert response.context["error_field"] == "action"
+
+
+class TestPay:
+    def test_pay_marks_the_job_paid_enqueues_once_and_goes_to_the_status_page(
+        self, client, dummy_job, enqueued, django_capture_on_commit_callbacks
+    ):
+        job = dummy_job()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(page_url(job), {"action": "pay", "email": "buyer@example.com"})
+
+        assert response.status_code == 302
+        assert response["Location"] == status_url(job)
+        job.refresh_from_db()
+        assert job.status == "paid"
+        assert job.email == "buyer@example.com"
+        assert job.payment_intent_id == f"dummy_pi_{job.pk.hex}"
+        assert enqueued == [str(job.pk)]
+
+    def test_paying_twice_changes_nothing_the_second_time(
+        self, client, dummy_job, enqueued, django_capture_on_commit_callbacks
+    ):
+        job = dummy_job()
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(page_url(job), {"action": "pay"})
+            second = client.post(page_url(job), {"action": "pay"})
+        assert second.status_code == 302
+        assert second["Location"] == status_url(job)
+        assert JobEvent.objects.filter(job=job, to_status="paid", kind="transition").count() == 1
+        assert enqueued == [str(job.pk)]
+
+    def test_an_invalid_email_is_a_400_naming_the_field(self, client, dummy_job):
+        job = dummy_job()
+        response = client.post(page_url(job), {"action": "pay", "email": "not-an-email"})
+        assert response.status_code == 400
+        assert response.context["error_field"] == "email"
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_a_paid_job_redirects_to_its_status_page(self, client, dummy_job):
+        from wagtail_smi.workflow import transition
+
+        job = dummy_job()
+        transition(job, "paid", reason="test")
+        response = client.get(page_url(job))
+        assert response.status_code == 302
+        assert response["Location"] == status_url(job)
+
+
+class TestDeclineAndCancel:
+    def test_decline_shows_a_message_tells_the_customer_and_allows_a_retry(
+        self, client, dummy_job, enqueued, emails_sent, django_capture_on_commit_callbacks
+    ):
+        job = dummy_job(email="buyer@example.com")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(page_url(job), {"action": "decline"})
+
+        assert response.status_code == 200
+        assert "declined" in response.content.decode()
+        assert 'value="pay"' in response.content.decode()
+        job.refresh_from_db()
+        assert job.status == "awaiting_payment"
+        assert emails_sent == [("send_payment_failed", str(job.pk))]
+        assert enqueued == []
+
+        with django_capture_on_commit_callbacks(execute=True):
+            retry = client.post(page_url(job), {"action": "pay"})
+        assert retry.status_code == 302
+        assert PurchaseJob.objects.get(pk=job.pk).status == "paid"
+        assert enqueued == [str(job.pk)]
+
+    def test_cancel_goes_back_to_the_page_the_buyer_came_from(self, client, dummy_job):
+        job = dummy_job()
+        response = client.post(page_url(job), {"action": "cancel"})
+        assert response.status_code == 302
+        assert response["Location"] == "http://testserver/gallery/"
+        assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    def test_cancel_never_redirects_off_site(self, client, dummy_job):
+        job = update_job(dummy_job(), cancel_url="https://evil.example/")
+        response = client.post(page_url(job), {"action": "cancel"})
+        assert response["Location"] == "/"
