@@ -25,7 +25,8 @@ from wagtail.images.blocks import ImageChooserBlock
 # Rendition filters used for the responsive image; `SRCSET_WIDTHS[1]` is the fallback src.
 SRCSET_WIDTHS = (400, 800, 1200)
 RENDITION_SPECS = tuple(f"width-{w}" for w in SRCSET_WIDTHS)
-SETTINGS_CACHE_SECONDS = 300
+# Saving the settings clears this process's copy; other processes see a change within this.
+SETTINGS_CACHE_SECONDS = 60
 
 
 def resolution_choices():

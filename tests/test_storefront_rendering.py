@@ -1,0 +1,140 @@
+"""How sellable images render: the button's markup, renditions only, assets once, queries."""
+
+import re
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.template import engines
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from tests.storefront_support import plain, publish_gallery, sellable
+from wagtail_smi.models import SmiSiteSettings
+
+pytestmark = pytest.mark.django_db
+
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Site settings and renditions are cached between requests; a rolled-back test must
+    # not leave its settings behind for the next one.
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+BUTTON = re.compile(r'<a class="smi-get-button"[^>]*>[^<]*</a>')
+
+
+def buttons(html: str) -> list[str]:
+    return BUTTON.findall(html)
+
+
+def test_a_sellable_image_renders_a_rendition_and_the_button(client, make_image, root_page):
+    image = make_image(1000, 800, title="Aurora")
+    page = publish_gallery(root_page, [sellable(image, caption="Northern lights")])
+
+    html = client.get(page.url).content.decode()
+
+    [button] = buttons(html)
+    assert f'href="/smi/buy/{image.pk}/?page={page.pk}"' in button
+    assert f'data-image-id="{image.pk}"' in button and f'data-page-id="{page.pk}"' in button
+    assert 'data-width="1000"' in button and 'data-height="800"' in button
+    assert re.search(r'data-src="/media/images/[^"]+\.width-800\.jpg"', button)
+    assert button.endswith(">Buy high-res</a>")
+    assert "Northern lights</figcaption>" in html
+    assert 'srcset="' in html and " 400w" in html and " 800w" in html
+    assert "original_images" not in html
+
+
+def test_the_button_text_comes_from_the_site_setting(client, make_image, root_page, site):
+    image = make_image()
+    page = publish_gallery(root_page, [sellable(image)])
+    settings_row = SmiSiteSettings.for_site(site)
+    settings_row.button_text = "Get it in print quality"
+    settings_row.save()
+
+    [button] = buttons(client.get(page.url).content.decode())
+
+    assert button.endswith(">Get it in print quality</a>")
+
+
+def test_no_button_when_selling_is_switched_off(client, make_image, root_page, site):
+    image = make_image()
+    page = publish_gallery(root_page, [sellable(image)])
+    settings_row = SmiSiteSettings.for_site(site)
+    settings_row.enabled = False
+    settings_row.save()
+
+    html = client.get(page.url).content.decode()
+
+    assert buttons(html) == []
+    assert "modal.js" not in html
+    assert "width-800" in html  # the image itself still shows
+
+
+def test_no_button_on_a_block_not_for_sale(client, make_image, root_page):
+    image = make_image()
+    page = publish_gallery(root_page, [sellable(image, for_sale=False)])
+
+    assert buttons(client.get(page.url).content.decode()) == []
+
+
+def test_the_modal_assets_are_included_once_per_page(client, make_image, root_page):
+    images = [make_image(title=f"Image {i}") for i in range(3)]
+    page = publish_gallery(root_page, [sellable(i) for i in images])
+
+    html = client.get(page.url).content.decode()
+
+    assert len(buttons(html)) == 3
+    assert html.count("wagtail_smi/storefront/modal.js") == 1
+    assert html.count('id="smi-config"') == 1
+    assert '"prices": "/smi/v1/calculate-all-prices"' in html
+    assert "Too many requests, try again in a minute." in html
+
+
+def _render_queries(client, url) -> int:
+    client.get(url)  # renditions created, caches warm
+    with CaptureQueriesContext(connection) as warm:
+        assert client.get(url).status_code == 200
+    caches["default"].clear()  # rendition cache cold, renditions in the database
+    with CaptureQueriesContext(connection) as cold:
+        assert client.get(url).status_code == 200
+    return len(warm), len(cold)
+
+
+def test_24_sellable_images_cost_no_more_queries_than_24_plain_image_blocks(
+    client, make_image, root_page
+):
+    images = [make_image(640, 480, title=f"Image {i}") for i in range(24)]
+    sellable_page = publish_gallery(root_page, [sellable(i) for i in images], slug="sellable")
+    plain_page = publish_gallery(root_page, [plain(i) for i in images], slug="plain")
+
+    sellable_warm, sellable_cold = _render_queries(client, sellable_page.url)
+    plain_warm, plain_cold = _render_queries(client, plain_page.url)
+
+    assert sellable_warm <= plain_warm
+    assert sellable_cold <= plain_cold
+    # And the count does not grow with the number of images.
+    few_page = publish_gallery(root_page, [sellable(i) for i in images[:2]], slug="few")
+    few_warm, few_cold = _render_queries(client, few_page.url)
+    assert sellable_warm == few_warm
+
+
+def test_the_template_tag_renders_the_same_button(make_image, root_page):
+    image = make_image(1200, 900)
+    page = publish_gallery(root_page, [sellable(image)])
+    request = RequestFactory().get("/")
+    template = engines["django"].from_string(
+        "{% load smi_tags %}{% smi_assets %}{% sellable_image image page caption='Hi' %}"
+        "{% sellable_image image page %}"
+    )
+
+    html = template.render({"image": image, "page": page, "request": request})
+
+    assert len(buttons(html)) == 2
+    assert f'href="/smi/buy/{image.pk}/?page={page.pk}"' in buttons(html)[0]
+    assert html.count("modal.js") == 1
+    assert "<figcaption>Hi</figcaption>" in html
