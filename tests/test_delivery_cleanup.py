@@ -1,0 +1,91 @@
+"""Daily cleanup, its command, and the schedules command."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import Schedule
+
+from wagtail_smi import delivery, processing
+from wagtail_smi.models import PurchaseJob
+
+
+def stored(job) -> str:
+    return delivery.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"png"))
+
+
+def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job):
+    expired = make_job("completed", paid_at=timezone.now())
+    expired.result_path = stored(expired)
+    expired.token_expires_at = timezone.now() - timedelta(minutes=1)
+    expired.save()
+    current = make_job("completed", paid_at=timezone.now())
+    current.result_path = stored(current)
+    current.token_expires_at = timezone.now() + timedelta(hours=1)
+    current.save()
+    refunded = make_job("refunded", paid_at=timezone.now(), token_expires_at=timezone.now() + timedelta(hours=1))
+    refunded.result_path = stored(refunded)
+    refunded.save()
+
+    counts = processing.cleanup()
+
+    assert counts["files_deleted"] == 2
+    storage = delivery.private_storage()
+    expired.refresh_from_db()
+    refunded.refresh_from_db()
+    assert expired.file_deleted_at and not storage.exists(expired.result_path)
+    assert refunded.file_deleted_at and not storage.exists(refunded.result_path)
+    assert storage.exists(current.result_path)
+    assert PurchaseJob.objects.filter(pk__in=[expired.pk, refunded.pk]).count() == 2
+    assert processing.cleanup()["files_deleted"] == 0
+
+
+def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
+    old = make_job("awaiting_payment")
+    PurchaseJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    fresh = make_job("awaiting_payment")
+
+    assert processing.cleanup()["abandoned"] == 1
+
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.status == "abandoned" and old.events.get(to_status="abandoned").reason == "unpaid for 24 hours"
+    assert fresh.status == "awaiting_payment"
+
+
+def test_cleanup_removes_stale_temporary_files_only(db):
+    stale = processing.temp_dir() / "result-stale.part"
+    recent = processing.temp_dir() / "result-recent.part"
+    stale.write_bytes(b"x")
+    recent.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+
+    processing.cleanup()
+
+    assert not stale.exists()
+    assert recent.exists()
+    recent.unlink()
+
+
+def test_cleanup_command_reports_what_it_did(make_job, capsys):
+    old = make_job("awaiting_payment")
+    PurchaseJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    call_command("smi_cleanup")
+    assert "abandoned: 1" in capsys.readouterr().out
+
+
+def test_schedules_command_is_idempotent(db):
+    call_command("smi_schedules")
+    call_command("smi_schedules")
+    schedules = {s.name: s for s in Schedule.objects.filter(name__startswith="wagtail_smi")}
+    assert set(schedules) == {"wagtail_smi sweeper", "wagtail_smi cleanup"}
+    assert schedules["wagtail_smi sweeper"].func == "wagtail_smi.tasks.sweep"
+    assert schedules["wagtail_smi sweeper"].schedule_type == Schedule.MINUTES
+    assert schedules["wagtail_smi sweeper"].minutes == 1
+    assert schedules["wagtail_smi cleanup"].schedule_type == Schedule.DAILY
