@@ -31,7 +31,7 @@ ACTION_STATES: dict[str, frozenset[str]] = {
     "retry": frozenset({S.NEEDS_ATTENTION}),
     "refund": frozenset({S.PAID, S.PROCESSING, S.COMPLETED, S.FAILED, S.NEEDS_ATTENTION}),
     "resend_email": frozenset({S.COMPLETED}),
-    "redeliver": frozenset({S.COMPLETED}),
+    "redeliver": frozenset({S.COMPLETED, S.NEEDS_ATTENTION}),
     "resolve": frozenset({S.NEEDS_ATTENTION}),
 }
 
