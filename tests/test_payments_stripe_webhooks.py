@@ -363,3 +363,25 @@ def test_event_payload_is_verified_from_the_raw_bytes(db, client, fake_stripe, s
     assert deliver(client, payload, fake_stripe.sign(payload)).status_code == 200
     # The same event re-serialised differently no longer matches that signature.
     assert deliver(client, json.dumps(event), fake_stripe.sign(payload)).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_servers_test_control_delivers_a_signed_event_to_a_live_site(
+    live_server, fake_stripe, stripe_settings, make_job, enqueued
+):
+    """End to end over HTTP: the server completes the session and POSTs the event itself."""
+    import urllib.request
+
+    job = checkout(make_job(factor=8, amount_cents=192))
+    request = urllib.request.Request(
+        f"{fake_stripe.base_url}/_test/checkout/sessions/{job.checkout_session_id}/complete",
+        data=json.dumps({"webhook_url": f"{live_server.url}/smi-webhook/stripe/"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.loads(response.read())
+
+    assert answer["delivered"] == 200
+    assert PurchaseJob.objects.get(pk=job.pk).status == "paid"
+    assert enqueued == [str(job.pk)]
