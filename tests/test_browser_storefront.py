@@ -1,0 +1,213 @@
+"""The storefront in a real Chromium: the modal with a mouse, with the keyboard only, on a
+phone-sized screen, and the purchase page with JavaScript switched off.
+
+Runs on the demo content (``smi_demo_content``) served by pytest-django's live server,
+with the dummy payment provider, whose checkout page lives on the same server.
+Set ``SMI_SCREENSHOTS=1`` to refresh docs/screenshots/modal-{desktop,phone}.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.core.management import call_command
+from wagtail.images import get_image_model
+
+from demo_site.home.models import GalleryPage
+from tests import browser
+from wagtail_smi import pricing
+from wagtail_smi.models import PurchaseJob, SmiSiteSettings
+
+# The shared Playwright fixtures (see tests/browser.py).
+chromium, browser_page, new_browser_page = browser.chromium, browser.browser_page, browser.new_browser_page
+DESKTOP, PHONE = browser.DESKTOP, browser.PHONE
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHECKOUT_URL = re.compile(r"/smi/dummy-checkout/[0-9a-f-]{36}/\?key=")
+
+
+@pytest.fixture
+def shop(live_server, settings):
+    """Demo content on the live server; returns the gallery's absolute URL."""
+    caches["default"].clear()
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url, "PAYMENT_BACKEND": "dummy",
+    }
+    call_command("smi_demo_content", stdout=open(os.devnull, "w"))
+    gallery = GalleryPage.objects.get(slug="gallery")
+    yield live_server.url + gallery.url
+    caches["default"].clear()
+
+
+def expected_prices(image_id: int) -> dict[str, int]:
+    image = get_image_model().objects.get(pk=image_id)
+    rules = SmiSiteSettings.objects.get().pricing_rules()
+    return {
+        key: pricing.quote(image.width, image.height, rules.option(key), rules).price_cents
+        for key in ("4x", "8x")
+    }
+
+
+def shown_prices(page) -> dict[str, int]:
+    dialog = page.locator("dialog.smi-dialog")
+    dialog.locator(".smi-option__price").first.wait_for()
+    prices = {}
+    for option in dialog.locator(".smi-option").all():
+        key = option.locator("input[name=resolution]").get_attribute("value")
+        price = option.locator(".smi-option__price")
+        prices[key] = int(price.get_attribute("data-price-cents"))
+        assert price.inner_text() == pricing.format_price(prices[key], "usd")
+    return prices
+
+
+def test_buying_through_the_modal_lands_on_the_checkout(shop, browser_page):
+    page = browser_page
+    page.goto(shop)
+    button = page.locator(".smi-get-button").first
+    image_id = int(button.get_attribute("data-image-id"))
+
+    button.click()
+
+    dialog = page.locator("dialog.smi-dialog")
+    assert dialog.is_visible()
+    assert shown_prices(page) == expected_prices(image_id)
+    assert dialog.locator("input[value='4x']").is_checked()
+    dialog.locator("input[value='8x']").check()
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_url(CHECKOUT_URL)
+    job = PurchaseJob.objects.get()
+    assert (job.image_id, job.resolution) == (image_id, "8x")
+    assert job.amount_cents == expected_prices(image_id)["8x"]
+    assert page.url == job.checkout_url
+
+
+def test_the_modal_works_with_the_keyboard_only(shop, browser_page):
+    page = browser_page
+    page.goto(shop)
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('smi-get-button')"):
+            break
+    else:
+        pytest.fail("Tab never reached a purchase button")
+    image_id = int(page.evaluate("document.activeElement.dataset.imageId"))
+
+    # Enter opens the modal with focus inside; Escape closes it and focus comes back.
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog.smi-dialog")
+    dialog.locator(".smi-option").first.wait_for()
+    assert page.evaluate("document.querySelector('dialog.smi-dialog').contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert page.evaluate("document.activeElement.classList.contains('smi-get-button')")
+
+    page.keyboard.press("Enter")
+    assert shown_prices(page) == expected_prices(image_id)
+    page.keyboard.press("Tab")  # the close button
+    assert page.evaluate("document.activeElement.classList.contains('smi-close')")
+    page.keyboard.press("Tab")  # the resolution group, on the pre-selected 4x
+    assert page.evaluate("document.activeElement.value") == "4x"
+    page.keyboard.press("ArrowDown")
+    assert dialog.locator("input[value='8x']").is_checked()
+    page.keyboard.press("Tab")
+    page.keyboard.type("keys@example.com")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.type") == "submit"
+    page.keyboard.press("Enter")
+
+    page.wait_for_url(CHECKOUT_URL)
+    job = PurchaseJob.objects.get()
+    assert (job.image_id, job.resolution, job.email) == (image_id, "8x", "keys@example.com")
+
+
+def test_the_controls_are_labelled(shop, browser_page):
+    page = browser_page
+    page.goto(shop)
+    page.locator(".smi-get-button").first.click()
+    dialog = page.locator("dialog.smi-dialog")
+    dialog.locator(".smi-option").first.wait_for()
+
+    assert dialog.get_attribute("aria-labelledby")
+    assert page.get_by_role("dialog", name="Buy a high-resolution copy").is_visible()
+    assert page.get_by_role("button", name="Close").is_visible()
+    assert page.get_by_label("Email for the download link (optional)").is_visible()
+    assert page.get_by_role("radio").count() == 2
+    assert dialog.locator("[role=status][aria-live=polite]").count() == 1
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_the_modal_fits_a_phone_screen(shop, new_browser_page, width):
+    page = new_browser_page(viewport={"width": width, "height": 740}, is_mobile=True, has_touch=True)
+    page.goto(shop)
+    page.locator(".smi-get-button").first.click()
+    dialog = page.locator("dialog.smi-dialog")
+    dialog.locator(".smi-option").first.wait_for()
+
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert page.evaluate("document.querySelector('dialog.smi-dialog').scrollWidth") <= box["width"] + 1
+    submit = dialog.locator("button[type=submit]")
+    submit.scroll_into_view_if_needed()
+    submit_box = submit.bounding_box()
+    assert submit.is_visible() and submit_box["x"] + submit_box["width"] <= width
+
+
+def test_a_price_error_is_worded_for_people(shop, browser_page):
+    page = browser_page
+    page.goto(shop)
+    # The page was rendered while the image was for sale; then it is taken off sale.
+    GalleryPage.objects.get(slug="gallery").unpublish()
+
+    page.locator(".smi-get-button").first.click()
+
+    status = page.locator("dialog.smi-dialog .smi-status")
+    status.filter(has_text="This image is no longer for sale.").wait_for()
+
+
+def test_the_purchase_page_works_without_javascript(shop, new_browser_page):
+    page = new_browser_page(java_script_enabled=False)
+    page.goto(shop)
+    button = page.locator(".smi-get-button").first
+    image_id = int(button.get_attribute("data-image-id"))
+
+    button.click()
+
+    page.wait_for_url(re.compile(rf"/smi/buy/{image_id}/\?page=\d+$"))
+    prices = {
+        option.get_attribute("value"): int(
+            page.locator(f"label[for={option.get_attribute('id')}] .smi-option__price").get_attribute(
+                "data-price-cents"
+            )
+        )
+        for option in page.locator("input[name=resolution]").all()
+    }
+    assert prices == expected_prices(image_id)
+    page.locator("input[value='8x']").check()
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(CHECKOUT_URL)
+    assert PurchaseJob.objects.get().resolution == "8x"
+
+
+@pytest.mark.skipif(not os.environ.get("SMI_SCREENSHOTS"), reason="set SMI_SCREENSHOTS=1 to refresh the docs' screenshots")
+def test_refresh_modal_screenshots(shop, new_browser_page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, viewport, extra in [
+        ("modal-desktop.png", DESKTOP, {}),
+        ("modal-phone.png", PHONE, {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}),
+    ]:
+        page = new_browser_page(viewport=viewport, **extra)
+        page.goto(shop)
+        page.locator(".smi-get-button").nth(1).click()
+        dialog = page.locator("dialog.smi-dialog")
+        dialog.locator(".smi-option").first.wait_for()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SCREENSHOTS / name))
