@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
@@ -87,7 +86,10 @@ def user_can_edit_pricing(user) -> bool:
 @require_GET
 def price_preview(request):
     if not user_can_edit_pricing(request.user):
-        raise PermissionDenied
+        return JsonResponse(
+            {"error": "forbidden", "message": gettext("You may not edit the pricing settings.")},
+            status=403,
+        )
     try:
         rules = rules_from_params(request.GET)
     except PreviewError as exc:

@@ -1,0 +1,93 @@
+"""The admin in a real Chromium: the settings' live price preview follows the form, and
+the report chart stays readable in dark mode."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from tests import browser
+from wagtail_smi.models import SmiSiteSettings
+
+chromium, new_browser_page = browser.chromium, browser.new_browser_page
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def admin_login(live_server):
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss")
+
+    def login(page):
+        page.goto(live_server.url + reverse("wagtailadmin_login"))
+        page.fill("input[name=username]", "boss")
+        page.fill("input[name=password]", "pw-boss")
+        page.click("button[type=submit]")
+        page.wait_for_url(live_server.url + reverse("wagtailadmin_home"))
+
+    return login
+
+
+def preview_price(page, size: str, key: str) -> str:
+    row = page.locator(f'[data-smi-price-preview] tr[data-size="{size}"][data-resolution="{key}"]')
+    return row.locator("td").nth(3).inner_text()
+
+
+def test_price_preview_follows_unsaved_form_values(live_server, new_browser_page, admin_login, site):
+    SmiSiteSettings.for_site(site)  # created with the defaults
+    page = new_browser_page()
+    admin_login(page)
+    page.goto(live_server.url + reverse(
+        "wagtailsettings:edit", args=["wagtail_smi", "smisitesettings", site.pk]
+    ))
+    page.wait_for_selector('[data-smi-price-preview] tr[data-size="2000x1500"][data-resolution="8x"]')
+    assert preview_price(page, "2000x1500", "8x") == "$5.76"
+    assert preview_price(page, "1000x1000", "4x") == "$0.50"
+
+    page.fill("input[name=markup_percent]", "100")
+    # 2000×1500 at 8x: 192 MP → 48 credits → 1.92 → ×2 = 3.84.
+    page.wait_for_function(
+        """() => document.querySelector('[data-smi-price-preview] tr[data-size="2000x1500"][data-resolution="8x"] td:nth-child(4)')
+                 ?.textContent === '$3.84'"""
+    )
+    page.fill("input[name=markup_percent]", "-1")
+    page.wait_for_function(
+        "() => document.querySelector('[data-smi-price-preview-status]').textContent.includes('markup_percent')"
+    )
+
+
+def test_revenue_chart_is_readable_in_dark_mode(live_server, new_browser_page, admin_login, make_job):
+    now = timezone.now()
+    for days, amount in ((0, 500), (1, 900), (2, 300)):
+        make_job("completed", paid_at=now - timedelta(days=days), amount_cents=amount)
+    page = new_browser_page(color_scheme="dark")
+    admin_login(page)
+    page.goto(live_server.url + reverse("wagtail_smi_reports:revenue"))
+    svg = page.locator("figure.smi-report-chart svg").first
+    assert svg.get_attribute("role") == "img"
+    assert "Revenue per day" in svg.locator("title").first.text_content()
+    colours = page.evaluate(
+        """() => {
+            const label = document.querySelector('.smi-chart__label');
+            const bar = document.querySelector('.smi-chart__bar');
+            const body = getComputedStyle(document.body);
+            return {label: getComputedStyle(label).fill, bar: getComputedStyle(bar).fill,
+                    text: body.color, background: body.backgroundColor};
+        }"""
+    )
+
+    def luminance(rgb: str) -> float:
+        r, g, b = [int(part) for part in rgb[rgb.index("(") + 1:].rstrip(")").split(",")[:3]]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    # Labels follow the (light) text colour, and stand out from the (dark) background.
+    assert luminance(colours["label"]) > 150, colours
+    assert luminance(colours["background"]) < 100, colours
+    assert luminance(colours["bar"]) != luminance(colours["background"])

@@ -1,0 +1,146 @@
+"""Pricing settings: validation in the admin form and the live price preview."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from wagtail.test.utils.form_data import nested_form_data, streamfield
+
+from tests.admin_support import *  # noqa: F403  (user and client fixtures)
+from wagtail_smi.models import SmiSiteSettings
+
+pytestmark = pytest.mark.django_db
+
+
+def resolution(key="4x", factor=4, label="Standard", enabled=True):
+    value = {"key": key, "factor": factor, "label": label, "description": ""}
+    if enabled:
+        value["enabled"] = "on"
+    return ("resolution", value)
+
+
+def settings_data(**overrides):
+    data = {
+        "enabled": "on",
+        "currency": "usd",
+        "cost_per_credit": "0.04",
+        "credits_per_megapixel": "0.25",
+        "markup_percent": "200",
+        "minimum_price_cents": "50",
+        "max_output_megapixels": "400",
+        "resolutions": streamfield([resolution(), resolution("8x", 8, "Premium")]),
+        "download_expiry_hours": "24",
+        "button_text": "",
+        "terms_url": "",
+        "support_email": "",
+    }
+    data.update(overrides)
+    return nested_form_data(data)
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def edit_url(site):
+    return reverse("wagtailsettings:edit", args=["wagtail_smi", "smisitesettings", site.pk])
+
+
+def post_settings(admin_client, site, **overrides):
+    return admin_client.post(edit_url(site), settings_data(**overrides))
+
+
+def test_valid_settings_are_saved(admin_client, site):
+    response = post_settings(admin_client, site, currency="EUR", markup_percent="150")
+    assert response.status_code == 302
+    saved = SmiSiteSettings.for_site(site)
+    assert (saved.currency, str(saved.markup_percent)) == ("eur", "150.00")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("markup_percent", "-1", "zero or more"),
+    ("currency", "xyz", "not a currency Stripe accepts"),
+    ("currency", "us", "not a currency Stripe accepts"),
+])
+def test_invalid_values_are_refused(admin_client, site, field, value, message):
+    response = post_settings(admin_client, site, **{field: value})
+    assert response.status_code == 200
+    assert response.context["form"].errors.get(field)
+    assert message in " ".join(response.context["form"].errors[field])
+    assert SmiSiteSettings.for_site(site).currency == "usd"
+
+
+def test_at_least_one_resolution_must_be_offered(admin_client, site):
+    response = post_settings(
+        admin_client, site,
+        resolutions=streamfield([resolution(enabled=False), resolution("8x", 8, "P", enabled=False)]),
+    )
+    assert response.status_code == 200
+    assert "Offer at least one resolution." in str(response.context["form"].errors["resolutions"])
+
+
+def test_resolution_keys_must_be_unique(admin_client, site):
+    response = post_settings(
+        admin_client, site, resolutions=streamfield([resolution("4x", 4), resolution("4x", 8)])
+    )
+    assert response.status_code == 200
+    assert "used twice" in str(response.context["form"].errors["resolutions"])
+
+
+def test_settings_page_has_the_price_preview(admin_client, site):
+    html = admin_client.get(edit_url(site)).content.decode()
+    assert "data-smi-price-preview" in html
+    assert reverse("wagtail_smi_price_preview") in html
+
+
+def preview(client, params):
+    return client.get(reverse("wagtail_smi_price_preview"), params)
+
+
+def prices(response) -> dict:
+    return {
+        (f"{s['width']}x{s['height']}", q["key"]): q["price_display"]
+        for s in response.json()["samples"]
+        for q in s["quotes"]
+    }
+
+
+def test_preview_with_defaults_matches_the_spec_examples(admin_client):
+    response = preview(admin_client, {})
+    assert response.status_code == 200
+    assert prices(response) == {
+        ("1000x1000", "4x"): "$0.50",
+        ("1000x1000", "8x"): "$1.92",
+        ("2000x1500", "4x"): "$1.44",
+        ("2000x1500", "8x"): "$5.76",
+    }
+
+
+def test_preview_uses_unsaved_form_values(admin_client):
+    response = preview(admin_client, {
+        "currency": "eur", "markup_percent": "100", "minimum_price_cents": "0",
+        "resolution": ["2x:2:1:Small", "8x:8:0:Off"],
+    })
+    # 1000×1000 at 2x: 4 MP → 1 credit → 0.04 → ×2 = 0.08 €.
+    assert prices(response) == {("1000x1000", "2x"): "€0.08", ("2000x1500", "2x"): "€0.24"}
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"markup_percent": "-5"}, "markup_percent"),
+    ({"markup_percent": "abc"}, "markup_percent"),
+    ({"currency": "zzz"}, "currency"),
+    ({"minimum_price_cents": "1.5"}, "minimum_price_cents"),
+    ({"resolution": "4x:x:1"}, "resolution"),
+])
+def test_preview_names_the_bad_field(admin_client, params, field):
+    response = preview(admin_client, params)
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+
+
+def test_preview_is_refused_to_users_who_cannot_edit_settings(editor_client):
+    response = preview(editor_client, {})
+    assert response.status_code == 403
+    assert "samples" not in response.json()
