@@ -77,3 +77,11 @@ def sellable_image(context, image, page=None, caption="", for_sale=True):
     values = image_context(request, image, getattr(page, "pk", page), for_sale=for_sale)
     values["caption"] = caption
     return render_to_string("wagtail_smi/blocks/sellable_image.html", values, request=None)
+
+
+@register.simple_tag(takes_context=True)
+def smi_sale_badge(context, image):
+    """A "For sale" badge for admin listings when the image is on sale site-wide."""
+    from ..images_admin import sale_badge
+
+    return sale_badge(context.get("request"), image)
