@@ -179,7 +179,6 @@ class FakeStripe:
             "paid": True,
             "refunded": False,
             "status": "succeeded",
-            "refunds": {"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
         }
         self.charges[charge["id"]] = charge
         intent["latest_charge"] = charge["id"]
@@ -333,7 +332,6 @@ class FakeStripe:
         if refund["status"] == "succeeded":
             charge["amount_refunded"] += amount
             charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
-            charge["refunds"]["data"].insert(0, refund)
         return refund
 
     def _list(self, items: list[dict], url: str) -> dict:
@@ -364,7 +362,12 @@ class FakeStripe:
             if method == "POST" and path == "/v1/refunds":
                 return 200, self._create_refund(params)
             if method == "GET" and path == "/v1/refunds":
-                return 200, self._list(list(self.refunds.values()), path)
+                # Newest first, like Stripe; filtered by charge or payment_intent.
+                found = [
+                    self._public(r) for r in reversed(self.refunds.values())
+                    if all(r.get(f) == params[f] for f in ("charge", "payment_intent") if f in params)
+                ]
+                return 200, self._list(found[: int(params.get("limit") or 10)], path)
             if match := m(r"/v1/refunds/([^/]+)", path):
                 return 200, get(self.refunds, match[1], "refund")
             if method == "GET" and path == "/v1/events":

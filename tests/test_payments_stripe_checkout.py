@@ -8,6 +8,7 @@ import pytest
 import stripe
 
 from tests.stripe_fixtures import *  # noqa: F403
+from wagtail_smi.conf import smi_settings
 from wagtail_smi.payments import CheckoutSession, PaymentProviderError, get_payment_provider
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,7 @@ def test_checkout_pins_the_api_version_and_uses_a_job_idempotency_key(stripe_set
 
     posts = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     assert [r["idempotency_key"] for r in posts] == [f"wagtail-smi-checkout-{job.pk}"] * 2
-    assert {r["stripe_version"] for r in posts} == {"2025-09-30.clover"}
+    assert {r["stripe_version"] for r in posts} == {smi_settings.STRIPE["API_VERSION"]}
     # A retry (after a crash, say) replays the first session instead of opening a second.
     assert again == first
     assert len(fake_stripe.sessions) == 1

@@ -322,9 +322,21 @@ def on_session_expired(job, session, event_type) -> str:
     return "abandoned" if done else "ignored"
 
 
+def latest_refund_id(charge: dict[str, Any]) -> str:
+    """Charges no longer embed their refunds (API 2022-11-15+): ask Stripe, best effort."""
+    embedded = (charge.get("refunds") or {}).get("data") or []
+    if embedded:
+        return embedded[0].get("id", "")
+    try:
+        found = StripeProvider().client.v1.refunds.list(params={"charge": charge["id"], "limit": 1})
+    except (stripe_lib.StripeError, PaymentProviderError, KeyError):
+        logger.warning("could not look up the refunds of charge %s", charge.get("id"), exc_info=True)
+        return ""
+    return found.data[0].id if found.data else ""
+
+
 def on_charge_refunded(job, charge, event_type) -> str:
-    refunds = (charge.get("refunds") or {}).get("data") or []
-    latest = refunds[0].get("id", "") if refunds else ""
+    latest = latest_refund_id(charge)
     total = int(charge.get("amount_refunded") or 0)
     full = bool(charge.get("refunded")) or total >= int(charge.get("amount") or job.amount_cents)
     actions.record_provider_refund(
