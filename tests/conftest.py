@@ -72,9 +72,33 @@ def make_image(db):
     return factory
 
 
+def ensure_default_site() -> Site:
+    """The default Site and its root page, recreated when a transactional test flushed them.
+
+    Wagtail creates both in a data migration; a ``transaction=True`` test empties every
+    table when it ends, so later tests may find neither.
+    """
+    site = Site.objects.filter(is_default_site=True).select_related("root_page").first()
+    if site is not None:
+        return site
+    root = Page.get_first_root_node()
+    if root is None:
+        from django.contrib.contenttypes.models import ContentType
+
+        root = Page.add_root(
+            title="Root", slug="root", content_type=ContentType.objects.get_for_model(Page)
+        )
+    home = root.get_children().first()
+    if home is None:
+        home = root.add_child(instance=Page(title="Welcome", slug="home", live=True))
+    return Site.objects.create(
+        hostname="localhost", port=80, root_page=home, is_default_site=True
+    )
+
+
 @pytest.fixture
 def site(db) -> Site:
-    return Site.objects.get(is_default_site=True)
+    return ensure_default_site()
 
 
 @pytest.fixture
