@@ -321,8 +321,10 @@ class TestDashboardRefunds:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_duplicate_deliveries_change_the_job_once(fake_stripe, stripe_settings, make_job, enqueued):
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_deliveries_change_the_job_once(
+    wagtail_baseline, fake_stripe, stripe_settings, make_job, enqueued
+):
     assert connection.vendor == "postgresql"
     job = checkout(make_job(factor=8, amount_cents=192))
     _, payload, signature = fake_stripe.complete_session(job.checkout_session_id)
@@ -367,9 +369,9 @@ def test_event_payload_is_verified_from_the_raw_bytes(db, client, fake_stripe, s
     assert deliver(client, json.dumps(event), fake_stripe.sign(payload)).status_code == 400
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_servers_test_control_delivers_a_signed_event_to_a_live_site(
-    live_server, fake_stripe, stripe_settings, make_job, enqueued
+    wagtail_baseline, live_server, fake_stripe, stripe_settings, make_job, enqueued
 ):
     """End to end over HTTP: the server completes the session and POSTs the event itself."""
     import urllib.request
