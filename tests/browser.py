@@ -48,8 +48,20 @@ def chromium():
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - playwright is a test dependency
         pytest.skip("needs the playwright package")
+    from django.db import connections
+
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    saved = {
+        alias: connections[alias]._test_serialized_contents
+        for alias in connections
+        if hasattr(connections[alias], "_test_serialized_contents")
+    }
     with sync_playwright() as playwright:
+        # Playwright runs an event loop in this thread, and Django's connection handler then
+        # hands out new connection wrappers (same test database) that lack the snapshot
+        # ``serialized_rollback`` restores from: give it back to them.
+        for alias, contents in saved.items():
+            connections[alias]._test_serialized_contents = contents
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
