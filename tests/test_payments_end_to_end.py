@@ -1,0 +1,80 @@
+"""A purchase through the public API to a paid order, on each payment provider."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.storefront_support import publish_gallery, sellable
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import deliver
+from wagtail_smi.models import PurchaseJob
+
+pytestmark = pytest.mark.django_db
+
+CHECKOUT = "/smi/v1/create-checkout"
+
+
+@pytest.fixture
+def offer(make_image, root_page):
+    image = make_image(1000, 1000, title="Aurora")
+    return image, publish_gallery(root_page, [sellable(image)])
+
+
+def start_checkout(client, offer, **extra):
+    image, page = offer
+    body = {"image_id": image.pk, "page_id": page.pk, "resolution": "8x", **extra}
+    response = client.post(CHECKOUT, json.dumps(body), content_type="application/json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
+
+
+def local(url: str) -> str:
+    return url.removeprefix("http://127.0.0.1:8000")
+
+
+def test_stripe_checkout_from_the_api_to_a_paid_order(
+    client, offer, fake_stripe, stripe_settings, enqueued, django_capture_on_commit_callbacks
+):
+    data = start_checkout(client, offer)
+    job = PurchaseJob.objects.get(pk=data["job_id"])
+
+    assert data["checkout_url"] == f"{fake_stripe.base_url}/c/pay/{job.checkout_session_id}"
+    session = fake_stripe.sessions[job.checkout_session_id]
+    assert session["success_url"] == data["status_url"]
+    assert session["amount_total"] == data["amount_cents"] == 192
+    assert session["cancel_url"] == job.cancel_url
+
+    _, payload, signature = fake_stripe.complete_session(job.checkout_session_id, email="paid@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, payload, signature).status_code == 200
+
+    job.refresh_from_db()
+    assert (job.status, job.email) == ("paid", "paid@example.com")
+    assert enqueued == [str(job.pk)]
+
+
+def test_dummy_checkout_from_the_api_to_the_order_page(
+    client, offer, enqueued, django_capture_on_commit_callbacks
+):
+    data = start_checkout(client, offer)
+    page = client.get(local(data["checkout_url"]))
+    assert page.status_code == 200
+    assert "$1.92" in page.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = client.post(local(data["checkout_url"]), {"action": "pay", "email": "demo@example.com"})
+
+    assert paid.status_code == 302
+    assert paid["Location"] == local(data["status_url"])
+    assert client.get(paid["Location"]).status_code == 200
+    assert PurchaseJob.objects.get(pk=data["job_id"]).status == "paid"
+    assert enqueued == [data["job_id"]]
+
+
+def test_dummy_cancel_returns_to_the_gallery_page(client, offer):
+    data = start_checkout(client, offer)
+    response = client.post(local(data["checkout_url"]), {"action": "cancel"})
+    _, page = offer
+    assert response["Location"] == f"http://127.0.0.1:8000{page.url}"
