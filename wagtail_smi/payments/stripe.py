@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from ..conf import smi_settings
 from ..models import ProcessedWebhookEvent, PurchaseJob
 from ..utils import absolute_url
+from ..workflow import update_job
 from . import actions
 from .base import (
     CheckoutSession,
@@ -280,13 +281,13 @@ def _session_email(session: dict[str, Any]) -> str:
 
 
 def _session_paid(job, session, event_type) -> str:
-    actions_result = actions.mark_paid(
+    paid = actions.mark_paid(
         job.pk,
         email=_session_email(session),
         payment_intent_id=_id(session.get("payment_intent")),
         reason=f"Stripe {event_type} ({session.get('id', '')})",
     )
-    return "paid" if actions_result else "already_paid"
+    return "paid" if paid else "already_paid"
 
 
 def on_session_completed(job, session, event_type) -> str:
@@ -302,8 +303,6 @@ def on_session_completed(job, session, event_type) -> str:
     if intent and not job.payment_intent_id:
         fields["payment_intent_id"] = intent
     if fields:
-        from ..workflow import update_job
-
         update_job(job, **fields)
     return "waiting_for_payment"
 
