@@ -347,6 +347,12 @@ class FakeStripe:
         with self.lock:
             if method == "POST" and path == "/v1/checkout/sessions":
                 return 200, self._public(self._create_session(params))
+            if method == "GET" and path == "/v1/checkout/sessions":
+                found = [
+                    self._public(x) for x in reversed(self.sessions.values())
+                    if "payment_intent" not in params or x["payment_intent"] == params["payment_intent"]
+                ]
+                return 200, self._list(found[: int(params.get("limit") or 10)], path)
             if match := m(r"/v1/checkout/sessions/([^/]+)", path):
                 return 200, get(self.sessions, match[1], "checkout.session")
             if method == "POST" and (match := m(r"/v1/checkout/sessions/([^/]+)/expire", path)):

@@ -138,5 +138,7 @@ def test_the_library_reads_the_session_back(stripe_settings, fake_stripe, make_j
     )
     again = client.v1.checkout.sessions.retrieve(session.session_id)
     items = client.v1.checkout.sessions.line_items.list(session.session_id)
+    listed = client.v1.checkout.sessions.list()
     assert again.amount_total == 192
+    assert [s.id for s in listed.data] == [session.session_id]
     assert items.data[0].description == "High-resolution image (8x)"
