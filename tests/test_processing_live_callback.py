@@ -1,0 +1,61 @@
+"""The fake Upsampler calls the site's webhook over real HTTP (a live server thread)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core import mail
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.upsampler_server import FakeUpsampler
+from wagtail_smi import tasks
+
+
+@pytest.fixture
+def site(transactional_db):
+    """What Wagtail's migrations create (a transactional test cannot rely on it surviving
+    other transactional tests' flushes): locale, root collection, root and home pages, site."""
+    from django.contrib.contenttypes.models import ContentType
+    from wagtail.models import Collection, Locale, Page, Site
+
+    ContentType.objects.clear_cache()  # ids cached before an earlier flush are stale
+    Locale.objects.get_or_create(language_code="en")
+    if not Collection.objects.filter(depth=1).exists():
+        Collection.add_root(name="Root")
+    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
+    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
+    return Site.objects.filter(is_default_site=True).first() or Site.objects.create(
+        hostname="localhost", root_page=home, is_default_site=True
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_callback_over_http_completes_the_job(live_server, make_job, make_image):
+    """The fake Upsampler calls the site's webhook itself, as the real one does."""
+    image = make_image(20, 10, title="Live")
+    job = make_job("paid", image=image, factor=4, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
+    with FakeUpsampler() as server:
+        server.result_size = (80, 40)
+        server.callbacks = True
+        settings = {
+            "UPSCALER": {
+                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
+                "OPTIONS": {"API_KEY": "k", "API_BASE": server.api_base},
+            },
+            "ALLOW_PRIVATE_URLS": True,
+            "PUBLIC_BASE_URL": live_server.url,
+            "RATE_LIMITS_ENABLED": False,
+        }
+        with override_settings(WAGTAIL_SMI=settings):
+            tasks.enqueue_processing(job.pk)
+            for _ in range(200):  # wait for the callback round trip (at most ~20 s)
+                job.refresh_from_db()
+                if job.status == "completed" or server.jobs and "callback_error" in next(iter(server.jobs.values())):
+                    break
+                time.sleep(0.1)
+    assert job.status == "completed", server.jobs
+    assert len(server.submits) == 1
+    assert len(server.sent_callbacks) == 1
+    assert len(mail.outbox) == 1
