@@ -7,6 +7,9 @@ headless and offline; without it the tests skip with the reason, or fail when CI
 
 pytest-django's ``live_server`` runs the site in a thread of this process; Playwright's sync
 API runs an event loop here too, so Django's async-safety check is relaxed for these tests.
+Once that loop runs, Django hands this thread new connection wrappers (same test database)
+without the snapshot ``serialized_rollback`` restores from: browser tests should be
+``django_db(transaction=True)`` and build the little initial data they need themselves.
 """
 
 from __future__ import annotations
@@ -40,33 +43,37 @@ def _require_chromium():
     pytest.skip(reason)
 
 
+# One Playwright and one Chromium per test process, shared by every module that imports
+# these fixtures (each importing module registers its own copy of a session fixture, and
+# Playwright's sync API cannot be started twice in one thread).
+_shared: dict = {"users": 0}
+
+
+def _start_browser():
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    _shared.update(playwright=playwright, browser=browser)
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """One headless Chromium for the session."""
     _require_chromium()
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:  # pragma: no cover - playwright is a test dependency
         pytest.skip("needs the playwright package")
-    from django.db import connections
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    saved = {
-        alias: connections[alias]._test_serialized_contents
-        for alias in connections
-        if hasattr(connections[alias], "_test_serialized_contents")
-    }
-    with sync_playwright() as playwright:
-        # Playwright runs an event loop in this thread, and Django's connection handler then
-        # hands out new connection wrappers (same test database) that lack the snapshot
-        # ``serialized_rollback`` restores from: give it back to them.
-        for alias, contents in saved.items():
-            connections[alias]._test_serialized_contents = contents
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+    if "browser" not in _shared:
+        _start_browser()
+    _shared["users"] += 1
+    yield _shared["browser"]
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        _shared.pop("browser").close()
+        _shared.pop("playwright").stop()
 
 
 def serve_media(context, media_root: str | Path) -> None:

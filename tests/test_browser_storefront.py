@@ -28,17 +28,31 @@ DESKTOP, PHONE = browser.DESKTOP, browser.PHONE
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # Transactional (the live server is another thread) without serialized rollback: the
+    # fixture rebuilds the little of Wagtail's initial data the demo content needs.
+    pytest.mark.django_db(transaction=True),
 ]
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHECKOUT_URL = re.compile(r"/smi/dummy-checkout/[0-9a-f-]{36}/\?key=")
 
 
+def ensure_wagtail_initial_data():
+    """Root collection, root page and locale, as Wagtail's migrations make them."""
+    from wagtail.models import Collection, Locale, Page
+
+    Locale.objects.get_or_create(language_code="en")
+    if not Collection.objects.filter(depth=1).exists():
+        Collection.add_root(name="Root")
+    if not Page.objects.filter(depth=1).exists():
+        Page.add_root(instance=Page(title="Root", slug="root"))
+
+
 @pytest.fixture
 def shop(live_server, settings):
     """Demo content on the live server; returns the gallery's absolute URL."""
     caches["default"].clear()
+    ensure_wagtail_initial_data()
     settings.WAGTAIL_SMI = {
         **settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url, "PAYMENT_BACKEND": "dummy",
     }
@@ -211,3 +225,55 @@ def test_refresh_modal_screenshots(shop, new_browser_page):
         dialog.locator(".smi-option").first.wait_for()
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(SCREENSHOTS / name))
+
+
+def test_paying_leads_to_the_order_page_with_the_download(shop, browser_page):
+    page = browser_page
+    page.goto(shop)
+    page.locator(".smi-get-button").first.click()
+    dialog = page.locator("dialog.smi-dialog")
+    dialog.locator("input[name=email]").fill("buyer@example.com")
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_url(CHECKOUT_URL)
+
+    page.locator("button[value=pay]").click()  # tasks run synchronously in the tests
+
+    page.wait_for_url(re.compile(r"/smi/orders/[0-9a-f-]{36}/\?key="))
+    job = PurchaseJob.objects.get()
+    assert job.status == "completed"
+    page.locator(".smi-stages li[data-stage=ready][aria-current=step]").wait_for()
+    download = page.locator(".smi-download a")
+    assert download.is_visible()
+    assert download.get_attribute("href").endswith(f"/smi/orders/{job.pk}/download/?key={job.access_key}")
+
+
+def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from wagtail_smi import workflow
+    from wagtail_smi.catalog import sale_offer
+    from wagtail_smi.checkout import order_status_url, start_checkout
+    from wagtail_smi.models import SaleListing
+
+    listing = SaleListing.objects.filter(via_block=True).first()
+    job = start_checkout(
+        offer=sale_offer(listing.image_id, listing.page_id), resolution_key="4x", email="a@example.com"
+    )
+    workflow.transition(job, "paid", reason="test payment")
+    page = browser_page
+    page.goto(order_status_url(job))
+    page.locator(".smi-stages li[data-stage=paid][aria-current=step]").wait_for()
+    assert not page.locator(".smi-download").is_visible()
+
+    workflow.transition(job, "processing", reason="test")
+    page.locator(".smi-stages li[data-stage=upscaling][aria-current=step]").wait_for()
+    workflow.transition(
+        job, "completed", reason="test", result_path="smi/test.png",
+        token_expires_at=timezone.now() + timedelta(hours=24),
+    )
+
+    page.locator(".smi-stages li[data-stage=ready][aria-current=step]").wait_for()
+    assert page.locator(".smi-download a").is_visible()
+    assert page.locator(".smi-progress").get_attribute("value") == "100"

@@ -267,8 +267,7 @@ def create_checkout(request, data, typed):
             "amount_cents": job.amount_cents,
             "currency": job.currency,
             "status_url": order_status_url(job),
-        },
-        status=201,
+        }
     )
 
 
