@@ -58,6 +58,7 @@ def test_admin_alert_goes_to_admin_emails_or_admins(job, settings):
     emails.send_admin_alert(job, "The upscaler is down")
     assert [m.to for m in mail.outbox] == [["ops@example.com"], ["owner@shop.example"]]
     assert "The upscaler is down" in mail.outbox[0].body
+    assert f"https://shop.example/admin/smi/orders/inspect/{job.pk}/" in mail.outbox[0].body
     assert job.short_id in mail.outbox[0].subject
 
 

@@ -141,7 +141,7 @@ def _admin_order_url(job) -> str:
     # The orders admin is another module's; fall back to the admin home if it has no route.
     from django.urls import NoReverseMatch
 
-    for name in ("wagtail_smi_orders:inspect", "wagtail_smi_orders:edit"):
+    for name in ("smi_orders:inspect",):
         try:
             return absolute_url(reverse(name, args=[job.pk]))
         except NoReverseMatch:

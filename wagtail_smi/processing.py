@@ -282,6 +282,10 @@ def _run(job: PurchaseJob, upscaler) -> None:
     except Image.UnidentifiedImageError as exc:
         _fail(job, REASON_UPSCALE_FAILED, f"original_unreadable: {exc}")
         return
+    except Exception as exc:  # a bug or a broken disk: counted, retried, then an admin
+        logger.exception("job %s: %s failed unexpectedly", job.pk, upscaler.name)
+        _retry_later(job, f"{exc.__class__.__name__}: {exc}", on_exhausted="attention")
+        return
     if upscaler.synchronous:
         try:
             _validate_and_deliver(job, path)

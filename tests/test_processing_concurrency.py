@@ -1,0 +1,71 @@
+"""Two workers racing for the same job on PostgreSQL: row locks let only one act."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.upsampler_server import FakeUpsampler
+from wagtail_smi import processing
+from wagtail_smi.models import JobEvent
+
+
+@pytest.fixture
+def site(transactional_db):
+    """Wagtail's baseline rows (a transactional test cannot count on them surviving)."""
+    from django.contrib.contenttypes.models import ContentType
+    from wagtail.models import Collection, Locale, Page, Site
+
+    ContentType.objects.clear_cache()
+    Locale.objects.get_or_create(language_code="en")
+    if not Collection.objects.filter(depth=1).exists():
+        Collection.add_root(name="Root")
+    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
+    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
+    return Site.objects.filter(is_default_site=True).first() or Site.objects.create(
+        hostname="localhost", root_page=home, is_default_site=True
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_the_same_task_submit_once(make_job, make_image):
+    image = make_image(20, 10)
+    job = make_job("paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
+    with FakeUpsampler() as server:
+        server.pending_polls = None
+        settings = {
+            "UPSCALER": {
+                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
+                "OPTIONS": {"API_KEY": "k", "API_BASE": server.api_base},
+            },
+            "ALLOW_PRIVATE_URLS": True,
+        }
+        start = threading.Barrier(4)
+        errors = []
+
+        def work():
+            try:
+                start.wait()
+                processing.process_job(job.pk)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        with override_settings(WAGTAIL_SMI=settings):
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+    assert errors == []
+    job.refresh_from_db()
+    assert job.status == "processing"
+    assert len(server.submits) == 1
+    assert JobEvent.objects.filter(job=job, kind="transition", to_status="processing").count() == 1
