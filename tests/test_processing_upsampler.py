@@ -433,3 +433,30 @@ def test_sweeper_restarts_a_paid_job_whose_task_was_lost(
     assert counts["started"] == 1
     assert job.status == "processing" and len(upsampler.submits) == 1
 
+
+
+def test_result_that_cannot_be_fetched_after_retries_fails_and_refunds(
+    upsampler, paid_job, settings, django_capture_on_commit_callbacks
+):
+    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "MAX_ATTEMPTS": 2}
+    upsampler.result_fail_next = 10
+    job = run_task(paid_job(20, 10), django_capture_on_commit_callbacks)
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "processing" and job.attempts == 1 and "503" in job.last_error
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "refunded"
+    assert job.refund_reason == "result_unavailable"
+    assert len(upsampler.calls("GET", "/files/")) == 2
+    assert "could not retrieve the upscaled image" in mail.outbox[0].body
+
+
+def test_result_over_the_size_cap_is_refused(upsampler, paid_job, settings, django_capture_on_commit_callbacks):
+    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "RESULT_MAX_BYTES": 50}
+    upsampler.result_size = (80, 40)
+    before = set(processing.temp_dir().iterdir())
+    job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "refunded"
+    assert "over the 50-byte limit" in job.events.get(to_status="failed").reason
+    assert not [p for p in set(processing.temp_dir().iterdir()) - before if p.name.startswith("result-")]

@@ -12,6 +12,7 @@ the test sets before acting:
 - ``status_failed``: status answers ``FAILED`` with an error;
 - ``result_kind``: ``"image"`` (a real PNG of ``result_size``), ``"not_image"``,
   ``"wrong_size"``;
+- ``result_fail_next``: answer this many result downloads with HTTP 503 first;
 - ``result_url``: replaces the ``imageUrl`` it reports (an attacker's, an http URL...);
 - ``callbacks``: when True the server POSTs the callback to the webhook as soon as a job
   finishes (use with a live server); the payloads are always kept in ``sent_callbacks``
@@ -44,6 +45,7 @@ class FakeUpsampler:
         self.status_failed = False
         self.result_kind = "image"
         self.result_url: str | None = None
+        self.result_fail_next = 0
         self.callbacks = False
         self.credit_cost = 4
         self.jobs: dict[str, dict] = {}
@@ -201,6 +203,9 @@ class FakeUpsampler:
                     if job_id not in fake.jobs:
                         return self._json(404, {"error": "Unknown job"})
                     return self._json(200, fake._status_payload(job_id))
+                if self.path.startswith("/files/") and fake.result_fail_next > 0:
+                    fake.result_fail_next -= 1
+                    return self._json(503, {"error": "Try later"})
                 if self.path.startswith("/files/"):
                     body, content_type = fake._result_bytes()
                     self.send_response(200)
