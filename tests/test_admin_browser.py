@@ -13,8 +13,29 @@ from django.utils import timezone
 from tests import browser
 from wagtail_smi.models import SmiSiteSettings
 
-chromium, new_browser_page = browser.chromium, browser.new_browser_page
+new_browser_page = browser.new_browser_page
 
+
+@pytest.fixture(scope="module")
+def chromium():
+    """This module's own Chromium, closed when the module ends: Playwright's sync API allows
+    one running instance, and tests/browser.py's session-wide one is defined per module."""
+    import os
+
+    browser._require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+# Transactional (the live server is another thread), with serialized rollback like the
+# other browser tests (so a flush here never leaves content types that clash with their
+# restore); the ``site`` fixture below still makes what it needs if a restore left it out.
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -22,7 +43,23 @@ pytestmark = [
 
 
 @pytest.fixture
-def admin_login(live_server):
+def site(transactional_db):
+    """Root collection and page, locale and default site, as Wagtail's migrations make them."""
+    from wagtail.models import Collection, Locale, Page, Site
+
+    Locale.objects.get_or_create(language_code="en")
+    if not Collection.objects.filter(depth=1).exists():
+        Collection.add_root(name="Root")
+    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
+    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
+    site = Site.objects.filter(is_default_site=True).first()
+    if site is None:
+        site = Site.objects.create(hostname="localhost", root_page=home, is_default_site=True)
+    return site
+
+
+@pytest.fixture
+def admin_login(live_server, site):
     get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss")
 
     def login(page):
@@ -63,7 +100,7 @@ def test_price_preview_follows_unsaved_form_values(live_server, new_browser_page
     )
 
 
-def test_revenue_chart_is_readable_in_dark_mode(live_server, new_browser_page, admin_login, make_job):
+def test_revenue_chart_is_readable_in_dark_mode(live_server, new_browser_page, admin_login, site, make_job):
     now = timezone.now()
     for days, amount in ((0, 500), (1, 900), (2, 300)):
         make_job("completed", paid_at=now - timedelta(days=days), amount_cents=amount)

@@ -8,6 +8,7 @@ as a table, which is the full text alternative.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from django.utils.html import format_html, format_html_join
@@ -34,16 +35,17 @@ def _scale(values, height: float) -> float:
 
 def column_chart(
     bars: list[Bar], *, chart_id: str, title: str, description: str,
-    series_label: str = "", alt_series_label: str = "",
+    series_label: str = "", alt_series_label: str = "", peak_text: str = "%(amount)s (%(period)s)",
 ) -> SafeString:
     """Vertical bars, one slot per period (oldest on the left), optional second series."""
-    width, height, left, bottom, top = 720, 260, 8, 40, 24
+    width, height, left, bottom, top = 720, 260, 36, 40, 24
     plot_h = height - bottom - top
     slots = max(len(bars), 1)
     slot_w = (width - left * 2) / slots
     has_alt = any(bar.alt_value for bar in bars)
     scale = _scale([b.value for b in bars] + [b.alt_value for b in bars], plot_h)
-    label_every = max(1, slots // 12)
+    # Keep period labels (about 70 units wide at this size) from overlapping.
+    label_every = max(1, math.ceil(72 / slot_w))
     parts = []
     for i, bar in enumerate(bars):
         x = left + i * slot_w
@@ -74,8 +76,8 @@ def column_chart(
     peak = max(bars, key=lambda b: b.value, default=None)
     peak_label = (
         format_html(
-            '<text class="smi-chart__label" x="{}" y="14">{}: {} ({})</text>',
-            left, series_label, peak.display, peak.label,
+            '<text class="smi-chart__label" x="{}" y="14">{}</text>',
+            left, peak_text % {"amount": peak.display, "period": peak.label},
         )
         if peak and peak.value
         else ""

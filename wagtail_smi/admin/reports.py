@@ -17,6 +17,7 @@ Definitions (also in docs/admin.md):
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, Max, Q, Sum, Value
@@ -61,6 +62,13 @@ def divide_cents(numerator: int, denominator: int) -> int:
     return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def format_money(cents: int, currency: str) -> str:
+    """``format_price`` that also shows losses: −$0.40 rather than $-0.40."""
+    if cents < 0:
+        return "\u2212" + format_price(-cents, currency)
+    return format_price(cents, currency)
+
+
 def format_ratio(value: Decimal | None) -> str:
     return "—" if value is None else f"{value}%"
 
@@ -84,7 +92,7 @@ def money_row(row: dict) -> dict:
         aov=divide_cents(row["revenue"], orders),
     )
     row["display"] = {
-        key: format_price(row[key], currency)
+        key: format_money(row[key], currency)
         for key in ("revenue", "refunds", "cost", "profit", "aov")
     }
     row["display"]["margin"] = format_ratio(row["margin"])
@@ -168,6 +176,10 @@ class RevenueReportView(SmiReportView):
         value = self.cleaned_filter("period", "day")
         return value if value in ("day", "week", "month") else "day"
 
+    @property
+    def period_name(self) -> str:
+        return {"day": gettext("day"), "week": gettext("week"), "month": gettext("month")}[self.period]
+
     def period_label(self, moment) -> str:
         day = timezone.localtime(moment, timezone.get_current_timezone()).date()
         if self.period == "month":
@@ -228,38 +240,70 @@ class RevenueReportView(SmiReportView):
         rows = context["object_list"]
         context["totals"] = self.totals
         context["period"] = self.period
+        context["period_name"] = self.period_name
         context["charts"] = [
-            self.chart_for(currency, [r for r in rows if r["currency"] == currency])
+            {
+                "currency": currency,
+                "svg": self.chart_for(currency, [r for r in rows if r["currency"] == currency]),
+            }
             for currency in sorted({r["currency"] for r in rows})
         ]
         return context
 
+    def period_start(self, moment) -> date:
+        day = timezone.localtime(moment, timezone.get_current_timezone()).date()
+        if self.period == "month":
+            return day.replace(day=1)
+        if self.period == "week":
+            return day - timedelta(days=day.weekday())
+        return day
+
+    def next_period(self, day: date) -> date:
+        if self.period == "month":
+            return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return day + timedelta(days=7 if self.period == "week" else 1)
+
     def chart_for(self, currency: str, rows: list[dict]):
-        rows = list(reversed(rows))[-60:]  # oldest first; at most 60 periods drawn
-        bars = [
-            charts.Bar(
-                label=r["period_label"], value=r["revenue"], display=r["display"]["revenue"],
-                alt_value=r["refunds"], alt_display=r["display"]["refunds"],
-            )
-            for r in rows
-        ]
+        """Oldest period first, empty periods drawn as zero (at most the last 90 periods)."""
+        by_start = {self.period_start(r["period"]): r for r in rows}
+        slots, day = [], min(by_start)
+        last = max(by_start)
+        while day <= last:
+            slots.append(day)
+            day = self.next_period(day)
+        slots = slots[-90:]
+        bars = []
+        for start in slots:
+            row = by_start.get(start)
+            if row is None:
+                label = self.period_label(
+                    timezone.make_aware(datetime.combine(start, time(12)), timezone.get_current_timezone())
+                )
+                bars.append(charts.Bar(label=label, value=0, display=format_money(0, currency)))
+            else:
+                bars.append(charts.Bar(
+                    label=row["period_label"], value=row["revenue"], display=row["display"]["revenue"],
+                    alt_value=row["refunds"], alt_display=row["display"]["refunds"],
+                ))
+        rows = [by_start[start] for start in slots if start in by_start]
         total = sum(r["revenue"] for r in rows)
         return charts.column_chart(
             bars,
             chart_id=f"smi-revenue-{currency}",
             title=gettext("Revenue per %(period)s (%(currency)s)")
-            % {"period": self.period, "currency": currency.upper()},
+            % {"period": self.period_name, "currency": currency.upper()},
             description=gettext(
                 "%(count)s periods from %(first)s to %(last)s, %(total)s in all; "
                 "the table below lists every figure."
             ) % {
-                "count": len(rows),
-                "first": rows[0]["period_label"] if rows else "",
-                "last": rows[-1]["period_label"] if rows else "",
+                "count": len(bars),
+                "first": bars[0].label if bars else "",
+                "last": bars[-1].label if bars else "",
                 "total": format_price(total, currency),
             },
             series_label=gettext("Revenue"),
             alt_series_label=gettext("Refunds"),
+            peak_text=gettext("Best period: %(amount)s (%(period)s)"),
         )
 
 

@@ -129,6 +129,17 @@ class OrderInspectView(generic.InspectView):
     def get_page_subtitle(self):
         return str(self.object)
 
+    MONEY_LABELS = {
+        "amount_cents": _("Amount"),
+        "upscale_cost_cents": _("Upscaling cost"),
+        "refund_amount_cents": _("Refunded"),
+    }
+
+    def get_field_label(self, field_name, field):
+        if field_name in self.MONEY_LABELS:
+            return self.MONEY_LABELS[field_name]
+        return super().get_field_label(field_name, field)
+
     def _money(self, cents):
         return format_price(cents or 0, self.object.currency)
 
