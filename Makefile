@@ -24,6 +24,7 @@ migrate: venv
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 
 demo-content: migrate
+	$(DEMO_ENV) $(BIN)/python manage.py smi_schedules
 	$(DEMO_ENV) $(BIN)/python manage.py smi_demo_content
 
 # The web server and a django-q2 worker side by side; one Ctrl-C stops both.
