@@ -146,14 +146,18 @@ def prefetch_renditions(images, specs=RENDITION_SPECS) -> None:
     if not missing:
         return
     by_pk = {image.pk: image for image in missing}
-    to_cache = {}
-    for rendition in Rendition.objects.filter(image_id__in=by_pk, filter_spec__in=specs):
+    found = list(Rendition.objects.filter(image_id__in=by_pk, filter_spec__in=specs))
+    # Cache them before attaching their image, so each cache entry stays one small row.
+    Rendition.cache_backend.set_many(
+        {
+            Rendition.construct_cache_key(by_pk[r.image_id], r.focal_point_key, r.filter_spec): r
+            for r in found
+        }
+    )
+    for rendition in found:
         image = by_pk[rendition.image_id]
         rendition.image = image
         image.prefetched_renditions.append(rendition)
-        to_cache[rendition.get_cache_key()] = rendition
-    if to_cache:
-        Rendition.cache_backend.set_many(to_cache)
 
 
 # --- storefront settings and the button ----------------------------------------------------
