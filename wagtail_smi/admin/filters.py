@@ -42,8 +42,7 @@ class OrderFilterSet(WagtailFilterSet):
         label=_("Created"), widget=DateRangePickerWidget
     )
     page = django_filters.ModelChoiceFilter(
-        label=_("Page"), queryset=_page_choices, field_name="page_ref", to_field_name="pk",
-        method="filter_page",
+        label=_("Page"), queryset=_page_choices, method="filter_page"
     )
     image = django_filters.ModelChoiceFilter(
         label=_("Image"), queryset=_image_choices, method="filter_image"
@@ -85,8 +84,7 @@ class RevenueFilterSet(WagtailFilterSet):
 
     paid_at = django_filters.DateFromToRangeFilter(label=_("Paid"), widget=DateRangePickerWidget)
     period = django_filters.ChoiceFilter(
-        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method="keep",
-        null_label=None,
+        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method="keep"
     )
 
     class Meta:
