@@ -66,6 +66,7 @@
         body: JSON.stringify(body),
       });
     }).then(function (response) {
+      if (response.status === 403) csrfPromise = null; // a stale token: fetch a new one next time
       return response.json().catch(function () { return {}; }).then(function (data) {
         return { ok: response.ok, status: response.status, data: data };
       });
