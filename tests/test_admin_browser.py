@@ -94,6 +94,12 @@ def test_price_preview_follows_unsaved_form_values(live_server, new_browser_page
         """() => document.querySelector('[data-smi-price-preview] tr[data-size="2000x1500"][data-resolution="8x"] td:nth-child(4)')
                  ?.textContent === '$3.84'"""
     )
+    # Taking 8x off the offer takes it out of the preview (the StreamField's own inputs).
+    page.locator("input[name='resolutions-1-value-enabled']").uncheck()
+    page.wait_for_function(
+        "() => !document.querySelector('[data-smi-price-preview] tr[data-resolution=\"8x\"]')"
+    )
+    assert preview_price(page, "2000x1500", "4x") == "$0.96"  # 48 MP → 12 credits → 0.48 × 2
     page.fill("input[name=markup_percent]", "-1")
     page.wait_for_function(
         "() => document.querySelector('[data-smi-price-preview-status]').textContent.includes('markup_percent')"

@@ -110,3 +110,26 @@ def test_orders_cannot_be_added_edited_copied_or_deleted_in_the_admin(make_job):
     for name, args in (("add", []), ("edit", [job.pk]), ("copy", [job.pk]), ("delete", [job.pk])):
         with pytest.raises(NoReverseMatch):
             reverse(f"smi_orders:{name}", args=args)
+
+
+def test_sales_managers_migration_is_idempotent_and_reversible():
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    migration = importlib.import_module("wagtail_smi.migrations.0002_sales_managers_group")
+    migration.create_group(apps, None)  # a second run changes nothing
+    wanted = {"access_admin", "change_purchasejob", "view_purchasejob"}
+
+    def order_codenames():
+        group = Group.objects.get(name="Sales managers")
+        return set(group.permissions.values_list("codename", flat=True))
+
+    # (Wagtail's own migrations may add harmless "choose" permissions to every group.)
+    assert wanted <= order_codenames()
+    assert not {"add_purchasejob", "delete_purchasejob"} & order_codenames()
+    migration.remove_group(apps, None)
+    assert not Group.objects.filter(name="Sales managers").exists()
+    migration.create_group(apps, None)
+    assert order_codenames() == wanted
