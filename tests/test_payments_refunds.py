@@ -131,9 +131,16 @@ def test_a_refund_reported_failed_later_alerts_the_admin(
         assert deliver(client, payload, signature).json()["status"] == "refund_failed"
 
     job.refresh_from_db()
-    assert job.status == "refunded"  # terminal: the note, the error and the alert tell the admin
+    assert job.status == "needs_attention"  # the money is not back: an admin must act
+    assert job.refund_amount_cents == 0
     assert "lost_or_stolen_card" in job.last_error or "expired_or_canceled_card" in job.last_error
     assert ("send_admin_alert", str(job.pk)) in emails_sent
+
+    # The admin can then refund again, and this time it goes through.
+    fake_stripe.refund_mode = "ok"
+    again = refund_job(job.pk, reason="Second attempt")
+    assert again.status == "refunded"
+    assert again.refund_amount_cents == again.amount_cents
 
 
 def test_refunding_a_processing_job_moves_it_to_failed_first(paid_stripe_job):

@@ -62,3 +62,25 @@ def test_unknown_keys_are_refused():
 def test_no_missing_migrations():
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+
+
+def test_stripe_backend_without_secrets_warns():
+    from wagtail_smi.checks import check_stripe_configuration
+
+    with override_settings(WAGTAIL_SMI={"PAYMENT_BACKEND": "stripe"}):
+        ids = {w.id for w in check_stripe_configuration(None)}
+    assert {"wagtail_smi.W001", "wagtail_smi.W002"} <= ids
+    assert "wagtail_smi.W003" not in ids
+    with override_settings(
+        WAGTAIL_SMI={"PAYMENT_BACKEND": "stripe", "STRIPE": {"SECRET_KEY": "sk", "WEBHOOK_SECRET": "wh"}}
+    ):
+        assert check_stripe_configuration(None) == []
+
+
+def test_dummy_backend_is_refused_without_debug():
+    from wagtail_smi.checks import check_payment_backend
+
+    with override_settings(DEBUG=False, WAGTAIL_SMI={"PAYMENT_BACKEND": "dummy"}):
+        assert [e.id for e in check_payment_backend(None)] == ["wagtail_smi.E001"]
+    with override_settings(DEBUG=True, WAGTAIL_SMI={"PAYMENT_BACKEND": "dummy"}):
+        assert check_payment_backend(None) == []

@@ -35,3 +35,35 @@ def check_private_storage(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@checks.register()
+def check_stripe_configuration(app_configs, **kwargs):
+    if smi_settings.PAYMENT_BACKEND != "stripe":
+        return []
+    import stripe
+
+    stripe_settings = smi_settings.STRIPE
+    problems = []
+    for key, hint in (
+        ("SECRET_KEY", "the secret key from the Stripe dashboard (sk_live_… or sk_test_…)"),
+        ("WEBHOOK_SECRET", "the signing secret of the /smi-webhook/stripe/ endpoint (whsec_…)"),
+    ):
+        if not stripe_settings.get(key):
+            problems.append(
+                checks.Warning(
+                    f'WAGTAIL_SMI["STRIPE"]["{key}"] is empty: Stripe payments will fail.',
+                    hint=f"Set it to {hint}, from the environment.",
+                    id="wagtail_smi.W001" if key == "SECRET_KEY" else "wagtail_smi.W002",
+                )
+            )
+    if stripe_settings.get("API_VERSION") != stripe.api_version:
+        problems.append(
+            checks.Warning(
+                f"Stripe API version {stripe_settings.get('API_VERSION')!r} differs from the "
+                f"{stripe.api_version!r} the installed stripe library is built for.",
+                hint="Leave STRIPE API_VERSION at its default unless you have tested another.",
+                id="wagtail_smi.W003",
+            )
+        )
+    return problems

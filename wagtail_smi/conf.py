@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
         "WEBHOOK_SECRET": "",
         # Base URL of the Stripe API, without /v1 (None: Stripe's own).
         "API_BASE": None,
-        "API_VERSION": "2025-09-30.clover",
+        # The API version the installed stripe library (16.x) is built for.
+        "API_VERSION": "2026-10-28.endive",
         "MAX_NETWORK_RETRIES": 2,
         # Stripe accepts 30 minutes to 24 hours.
         "CHECKOUT_EXPIRES_MINUTES": 60,

@@ -35,7 +35,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.FAILED: frozenset({S.REFUNDED, S.NEEDS_ATTENTION}),
     # Admin: retry (paid), refund, or record a delivery made by hand (completed).
     S.NEEDS_ATTENTION: frozenset({S.PAID, S.REFUNDED, S.COMPLETED}),
-    S.REFUNDED: frozenset(),
+    # A refund the provider accepted and later reported failed: money was not returned.
+    S.REFUNDED: frozenset({S.NEEDS_ATTENTION}),
 }
 
 # The timestamp field stamped when a state is reached.

@@ -186,18 +186,23 @@ def _refund_refused(job_id, message: str, *, actor=None, refund_id: str = ""):
     """Leave the job for an admin: needs_attention where the state machine allows it."""
     with transaction.atomic():
         current = _lock(job_id)
-        if current.status == S.FAILED:
+        if current.status in (S.FAILED, S.REFUNDED):
+            # A failed order whose refund was refused, or a refund that later failed:
+            # the customer's money is still with us, so an admin must act (and may refund
+            # again from the admin, which is why a failed refund no longer counts).
+            extra = {"refund_amount_cents": 0, "refund_id": ""} if current.status == S.REFUNDED else {}
             current = transition(
                 current,
                 S.NEEDS_ATTENTION,
                 reason=_("The refund could not be made."),
                 actor=actor,
-                only_from=[S.FAILED],
+                only_from=[S.FAILED, S.REFUNDED],
                 last_error=message,
+                **extra,
             )
         else:
-            # completed stays completed (the customer keeps the file); a refunded job whose
-            # refund later failed stays refunded (terminal): the note and alert tell the admin.
+            # A completed order stays completed (the customer keeps the file): the error,
+            # the note and the alert tell the admin.
             current.last_error = message
             current.save(update_fields=["last_error", "updated_at"])
         record_note(current, f"{REFUND_REFUSED_NOTE}: {message}", actor=actor)
