@@ -110,9 +110,6 @@ def order_action(name: str):
                 return target
             try:
                 success = body(request, job)
-            except (ImportError, NotImplementedError):
-                logger.exception("order action %s is not available", name)
-                messages.error(request, gettext("This action is not available in this installation yet."))
             except Exception as exc:  # shown to the admin, logged with the traceback
                 logger.exception("order action %s failed for job %s", name, job.pk)
                 messages.error(
@@ -152,14 +149,13 @@ def refund_view(request, job):
         return gettext("Refunded %(amount)s.") % {
             "amount": format_price(result.refund_amount_cents or job.amount_cents, job.currency)
         }
-    if status == S.NEEDS_ATTENTION:
-        messages.warning(
-            request,
-            gettext("The refund could not be made: %(error)s")
-            % {"error": getattr(result, "last_error", "") or gettext("see the event log")},
-        )
-        return None
-    return gettext("Refund requested.")
+    # Refused: a failed order now needs attention; a completed one stays completed.
+    messages.warning(
+        request,
+        gettext("The refund could not be made: %(error)s")
+        % {"error": getattr(result, "last_error", "") or gettext("see the event log")},
+    )
+    return None
 
 
 @order_action("resend_email")
