@@ -38,6 +38,18 @@ def redis_reachable(host: str = "127.0.0.1", port: int = 6379) -> bool:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Cached site settings and renditions must not outlive a rolled-back test."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+    yield
+    for cache in caches.all():
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _service_requirements(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("postgres", "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")

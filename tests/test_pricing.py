@@ -82,6 +82,8 @@ def test_format_price():
     assert format_price(576, "usd") == "$5.76"
     assert format_price(288, "jpy") == "¥288"
     assert format_price(1200, "chf") == "12.00 CHF"
+    assert format_price(-40, "usd") == "\u2212$0.40"
+    assert format_price(-1200, "chf") == "\u221212.00 CHF"
 
 
 sizes = st.integers(min_value=1, max_value=20_000)

@@ -152,9 +152,10 @@ CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "
 def format_price(amount_cents: int, currency: str) -> str:
     """A display string such as ``$5.76`` or ``12.00 CHF`` (no locale machinery needed)."""
     exponent = minor_unit_exponent(currency)
-    amount = Decimal(amount_cents) / (Decimal(10) ** exponent)
+    amount = Decimal(abs(amount_cents)) / (Decimal(10) ** exponent)
+    sign = "\u2212" if amount_cents < 0 else ""  # a real minus sign: −$0.40
     number = f"{amount:,.{exponent}f}"
     symbol = CURRENCY_SYMBOLS.get(currency.lower())
     if symbol:
-        return f"{symbol}{number}"
-    return f"{number} {currency.upper()}"
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{number} {currency.upper()}"

@@ -62,11 +62,6 @@ def divide_cents(numerator: int, denominator: int) -> int:
     return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def format_money(cents: int, currency: str) -> str:
-    """``format_price`` that also shows losses: −$0.40 rather than $-0.40."""
-    if cents < 0:
-        return "\u2212" + format_price(-cents, currency)
-    return format_price(cents, currency)
 
 
 def format_ratio(value: Decimal | None) -> str:
@@ -92,7 +87,7 @@ def money_row(row: dict) -> dict:
         aov=divide_cents(row["revenue"], orders),
     )
     row["display"] = {
-        key: format_money(row[key], currency)
+        key: format_price(row[key], currency)
         for key in ("revenue", "refunds", "cost", "profit", "aov")
     }
     row["display"]["margin"] = format_ratio(row["margin"])
@@ -279,7 +274,7 @@ class RevenueReportView(SmiReportView):
                 label = self.period_label(
                     timezone.make_aware(datetime.combine(start, time(12)), timezone.get_current_timezone())
                 )
-                bars.append(charts.Bar(label=label, value=0, display=format_money(0, currency)))
+                bars.append(charts.Bar(label=label, value=0, display=format_price(0, currency)))
             else:
                 bars.append(charts.Bar(
                     label=row["period_label"], value=row["revenue"], display=row["display"]["revenue"],

@@ -18,6 +18,7 @@ from wagtail.images import get_image_model
 from wagtail.models import Page, Site
 
 from demo_site.home.models import GalleryPage, HomePage
+from wagtail_smi.catalog import rebuild_all_listings
 from wagtail_smi.models import ImageForSale
 
 ADMIN_USERNAME = "admin"
@@ -75,6 +76,9 @@ class Command(BaseCommand):
         ImageForSale.objects.get_or_create(image=rich_image)
         home = self.ensure_home(images[0])
         gallery = self.ensure_gallery(home, images, rich_image)
+        # Listings are kept in step on publish; rebuilding also covers a database whose
+        # pages were published before the listings existed.
+        rebuild_all_listings()
         self.stdout.write(self.style.SUCCESS("Demo content ready."))
         self.stdout.write(f"  Site:    http://127.0.0.1:8000/  (gallery: http://127.0.0.1:8000{gallery.url})")
         self.stdout.write("  Admin:   http://127.0.0.1:8000/admin/")
