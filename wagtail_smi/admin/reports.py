@@ -62,8 +62,6 @@ def divide_cents(numerator: int, denominator: int) -> int:
     return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-
-
 def format_ratio(value: Decimal | None) -> str:
     return "—" if value is None else f"{value}%"
 
