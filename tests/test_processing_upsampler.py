@@ -460,3 +460,29 @@ def test_result_over_the_size_cap_is_refused(upsampler, paid_job, settings, djan
     assert job.status == "refunded"
     assert "over the 50-byte limit" in job.events.get(to_status="failed").reason
     assert not [p for p in set(processing.temp_dir().iterdir()) - before if p.name.startswith("result-")]
+
+
+def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
+    upsampler, paid_job, client, django_capture_on_commit_callbacks
+):
+    from wagtail_smi.workflow import transition
+
+    upsampler.result_size = (80, 40)
+    job = paid_job(20, 10, factor=4)
+    # A worker has claimed the job and is still waiting for Upsampler's answer...
+    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1))
+    # ...when the callback comes in.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/smi-webhook/upsampler/{job.pk}/{job.callback_secret}/",
+            {"id": "whatever", "status": "SUCCESS"},
+            content_type="application/json",
+        )
+    assert response.status_code == 200
+    assert upsampler.status_calls == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.sweep()  # the (resumed) submission saves the id and polls at once
+    job.refresh_from_db()
+    assert job.status == "completed"
+    assert len(upsampler.submits) == 1 and len(upsampler.status_calls) == 1

@@ -59,6 +59,8 @@ MAX_REDIRECTS = 3
 REASON_UPSCALE_FAILED = "upscale_failed"
 REASON_RESULT_INVALID = "result_invalid"
 REASON_RESULT_UNAVAILABLE = "result_unavailable"
+# ``upscaler_status`` while a callback arrived before the upscaler's id was recorded.
+EARLY_CALLBACK = "CALLBACK_RECEIVED"
 # Errors that mean the shop's own setup is broken: the admins hear about them at once.
 SETUP_ERRORS = {"invalid_api_key", "insufficient_credits"}
 
@@ -129,10 +131,19 @@ def handle_upscaler_callback(request, job_id, secret: str):
     job = PurchaseJob.objects.filter(pk=job_id).only("id", "status", "upscaler_job_id").first()
     if job is None or not job.check_callback_secret(secret):
         return JsonResponse({"error": "not_found", "message": _("Not found.")}, status=404)
-    if job.status == S.PROCESSING and job.upscaler_job_id:
-        from .tasks import enqueue_processing
+    if job.status != S.PROCESSING:
+        return JsonResponse({"received": True})
+    with locked_job(job) as current:
+        if current.status == S.PROCESSING and current.upscaler_job_id:
+            from .tasks import enqueue_processing
 
-        transaction.on_commit(lambda: enqueue_processing(job.pk), robust=True)
+            transaction.on_commit(lambda: enqueue_processing(current.pk), robust=True)
+        elif current.status == S.PROCESSING:
+            # The callback beat us to recording the upscaler's id (the submitting worker
+            # has not saved it yet): leave a mark, under the same lock, so that worker polls
+            # as soon as it saves the id instead of waiting for the first scheduled poll.
+            current.upscaler_status = EARLY_CALLBACK
+            current.save(update_fields=["upscaler_status", "updated_at"])
     return JsonResponse({"received": True})
 
 
@@ -293,16 +304,23 @@ def _run(job: PurchaseJob, upscaler) -> None:
             path.unlink(missing_ok=True)
         return
     now = timezone.now()
-    update_job(
-        job,
-        upscaler_job_id=result.external_id,
-        upscaler_status=result.status,
-        upscaler_credits=result.credits,
-        attempts=0,
-        last_error="",
-        next_attempt_at=now + timedelta(seconds=smi_settings.POLL_START_SECONDS),
-    )
-    record_note(job, f"submitted to {upscaler.name} as {result.external_id}")
+    with locked_job(job) as current:
+        called_back = current.upscaler_status == EARLY_CALLBACK
+        current.upscaler_job_id = result.external_id
+        current.upscaler_status = result.status
+        current.upscaler_credits = result.credits
+        current.attempts = 0
+        current.last_error = ""
+        current.next_attempt_at = now + timedelta(seconds=smi_settings.POLL_START_SECONDS)
+        current.save(
+            update_fields=[
+                "upscaler_job_id", "upscaler_status", "upscaler_credits", "attempts",
+                "last_error", "next_attempt_at", "updated_at",
+            ]
+        )
+    record_note(current, f"submitted to {upscaler.name} as {result.external_id}")
+    if called_back:
+        _poll(current, upscaler)
 
 
 def _poll(job: PurchaseJob, upscaler) -> None:
