@@ -84,33 +84,42 @@ def make_image(db):
     return factory
 
 
-def ensure_default_site() -> Site:
-    """The default Site and its root page, recreated when a transactional test flushed them.
+def ensure_wagtail_baseline() -> Site:
+    """The rows Wagtail's migrations create: locale, root collection, root and home pages,
+    default site. Recreated when a transactional test flushed them (such a test empties
+    every table when it ends, so the tests after it may find none of them)."""
+    from django.conf import settings
+    from django.contrib.contenttypes.models import ContentType
+    from wagtail.coreutils import get_supported_content_language_variant
+    from wagtail.models import Collection, Locale
 
-    Wagtail creates both in a data migration; a ``transaction=True`` test empties every
-    table when it ends, so later tests may find neither.
-    """
+    ContentType.objects.clear_cache()  # ids cached before a flush are stale
+    locale, _ = Locale.objects.get_or_create(
+        language_code=get_supported_content_language_variant(settings.LANGUAGE_CODE)
+    )
+    if Collection.get_first_root_node() is None:
+        Collection.add_root(name="Root")
     site = Site.objects.filter(is_default_site=True).select_related("root_page").first()
     if site is not None:
         return site
-    root = Page.get_first_root_node()
-    if root is None:
-        from django.contrib.contenttypes.models import ContentType
-
-        root = Page.add_root(
-            title="Root", slug="root", content_type=ContentType.objects.get_for_model(Page)
-        )
-    home = root.get_children().first()
-    if home is None:
-        home = root.add_child(instance=Page(title="Welcome", slug="home", live=True))
-    return Site.objects.create(
-        hostname="localhost", port=80, root_page=home, is_default_site=True
+    root = Page.get_first_root_node() or Page.add_root(
+        instance=Page(title="Root", slug="root", locale=locale)
     )
+    home = root.get_children().first() or root.add_child(
+        instance=Page(title="Home", slug="home", locale=locale)
+    )
+    return Site.objects.create(hostname="localhost", port=80, root_page=home, is_default_site=True)
 
 
 @pytest.fixture
 def site(db) -> Site:
-    return ensure_default_site()
+    return ensure_wagtail_baseline()
+
+
+@pytest.fixture
+def wagtail_baseline(site) -> Site:
+    """For transactional tests: Wagtail's baseline rows, whatever ran before."""
+    return site
 
 
 @pytest.fixture

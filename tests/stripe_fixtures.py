@@ -14,7 +14,7 @@ from tests import stripe_server
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 API_KEY = "sk_test_wagtail_smi"
 
-__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "stripe_settings", "wagtail_baseline"]
+__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "stripe_settings"]
 
 
 @pytest.fixture
@@ -71,27 +71,6 @@ def emails_sent(monkeypatch):
 
         monkeypatch.setattr(emails, name, wrapper)
     return sent
-
-
-@pytest.fixture
-def wagtail_baseline(transactional_db):
-    """The rows Wagtail's migrations create (locale, root collection and page, default site), recreated
-    when an earlier transactional test flushed the database."""
-    from django.conf import settings
-    from wagtail.coreutils import get_supported_content_language_variant
-    from wagtail.models import Collection, Locale, Page, Site
-
-    locale, _ = Locale.objects.get_or_create(
-        language_code=get_supported_content_language_variant(settings.LANGUAGE_CODE)
-    )
-    if Collection.get_first_root_node() is None:
-        Collection.add_root(name="Root")
-    if not Site.objects.filter(is_default_site=True).exists():
-        root = Page.get_first_root_node() or Page.add_root(
-            instance=Page(title="Root", slug="root", locale=locale)
-        )
-        home = root.add_child(instance=Page(title="Home", slug="home", locale=locale))
-        Site.objects.create(hostname="localhost", root_page=home, is_default_site=True)
 
 
 def deliver(client, payload: str, signature: str | None, **extra):

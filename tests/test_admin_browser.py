@@ -43,22 +43,6 @@ pytestmark = [
 
 
 @pytest.fixture
-def site(transactional_db):
-    """Root collection and page, locale and default site, as Wagtail's migrations make them."""
-    from wagtail.models import Collection, Locale, Page, Site
-
-    Locale.objects.get_or_create(language_code="en")
-    if not Collection.objects.filter(depth=1).exists():
-        Collection.add_root(name="Root")
-    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
-    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
-    site = Site.objects.filter(is_default_site=True).first()
-    if site is None:
-        site = Site.objects.create(hostname="localhost", root_page=home, is_default_site=True)
-    return site
-
-
-@pytest.fixture
 def admin_login(live_server, site):
     get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss")
 

@@ -37,22 +37,10 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHECKOUT_URL = re.compile(r"/smi/dummy-checkout/[0-9a-f-]{36}/\?key=")
 
 
-def ensure_wagtail_initial_data():
-    """Root collection, root page and locale, as Wagtail's migrations make them."""
-    from wagtail.models import Collection, Locale, Page
-
-    Locale.objects.get_or_create(language_code="en")
-    if not Collection.objects.filter(depth=1).exists():
-        Collection.add_root(name="Root")
-    if not Page.objects.filter(depth=1).exists():
-        Page.add_root(instance=Page(title="Root", slug="root"))
-
-
 @pytest.fixture
-def shop(live_server, settings):
+def shop(wagtail_baseline, live_server, settings):
     """Demo content on the live server; returns the gallery's absolute URL."""
     caches["default"].clear()
-    ensure_wagtail_initial_data()
     settings.WAGTAIL_SMI = {
         **settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url, "PAYMENT_BACKEND": "dummy",
     }

@@ -14,23 +14,6 @@ from wagtail_smi import processing
 from wagtail_smi.models import JobEvent
 
 
-@pytest.fixture
-def site(transactional_db):
-    """Wagtail's baseline rows (a transactional test cannot count on them surviving)."""
-    from django.contrib.contenttypes.models import ContentType
-    from wagtail.models import Collection, Locale, Page, Site
-
-    ContentType.objects.clear_cache()
-    Locale.objects.get_or_create(language_code="en")
-    if not Collection.objects.filter(depth=1).exists():
-        Collection.add_root(name="Root")
-    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
-    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
-    return Site.objects.filter(is_default_site=True).first() or Site.objects.create(
-        hostname="localhost", root_page=home, is_default_site=True
-    )
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_running_the_same_task_submit_once(make_job, make_image):

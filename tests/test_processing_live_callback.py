@@ -14,24 +14,6 @@ from tests.upsampler_server import FakeUpsampler
 from wagtail_smi import tasks
 
 
-@pytest.fixture
-def site(transactional_db):
-    """What Wagtail's migrations create (a transactional test cannot rely on it surviving
-    other transactional tests' flushes): locale, root collection, root and home pages, site."""
-    from django.contrib.contenttypes.models import ContentType
-    from wagtail.models import Collection, Locale, Page, Site
-
-    ContentType.objects.clear_cache()  # ids cached before an earlier flush are stale
-    Locale.objects.get_or_create(language_code="en")
-    if not Collection.objects.filter(depth=1).exists():
-        Collection.add_root(name="Root")
-    root = Page.objects.filter(depth=1).first() or Page.add_root(instance=Page(title="Root", slug="root"))
-    home = Page.objects.filter(depth=2).first() or root.add_child(instance=Page(title="Home", slug="home"))
-    return Site.objects.filter(is_default_site=True).first() or Site.objects.create(
-        hostname="localhost", root_page=home, is_default_site=True
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_real_callback_over_http_completes_the_job(live_server, make_job, make_image):
     """The fake Upsampler calls the site's webhook itself, as the real one does."""

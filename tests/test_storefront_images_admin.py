@@ -5,7 +5,6 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.core.cache import caches
 from django.urls import reverse
 from wagtail.models import Collection, GroupCollectionPermission
 
@@ -14,13 +13,6 @@ from wagtail_smi import catalog
 from wagtail_smi.models import ImageForSale
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

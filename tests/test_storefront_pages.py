@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -12,13 +11,6 @@ from tests.storefront_support import FAILING_PROVIDER, PROVIDER, plain, publish_
 from wagtail_smi.models import JobStatus, PurchaseJob, SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

@@ -15,16 +15,6 @@ from wagtail_smi.models import SmiSiteSettings
 pytestmark = pytest.mark.django_db
 
 
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Site settings and renditions are cached between requests; a rolled-back test must
-    # not leave its settings behind for the next one.
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
-
-
 BUTTON = re.compile(r'<a class="smi-get-button"[^>]*>[^<]*</a>')
 
 

@@ -93,6 +93,20 @@ def test_fields_are_saved_with_the_transition(make_job):
 
 
 @pytest.mark.django_db
+def test_a_retried_order_keeps_its_payment_time(make_job):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    paid = timezone.now() - timedelta(days=3)
+    job = make_job(S.NEEDS_ATTENTION, paid_at=paid)
+    transition(job, S.PAID, reason="admin retry")
+    job.refresh_from_db()
+    assert job.paid_at == paid
+    assert job.needs_attention_at is None or job.needs_attention_at <= timezone.now()
+
+
+@pytest.mark.django_db
 def test_update_job_refuses_status_changes(make_job):
     job = make_job()
     with pytest.raises(ValueError):

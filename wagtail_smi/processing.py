@@ -162,7 +162,6 @@ def retry_job(job_id, *, actor=None) -> PurchaseJob:
         only_from={S.NEEDS_ATTENTION},
         reason="retried by an admin",
         actor=actor,
-        paid_at=job.paid_at or now,
         attempts=0,
         next_attempt_at=None,
         last_error="",

@@ -49,6 +49,8 @@ STATE_TIMESTAMPS: dict[str, str] = {
     S.REFUNDED: "refunded_at",
     S.NEEDS_ATTENTION: "needs_attention_at",
 }
+# Stamped only the first time: revenue is dated by the payment, not by an admin's retry.
+KEEP_FIRST_TIMESTAMP = frozenset({"paid_at"})
 
 
 class TransitionNotAllowed(Exception):
@@ -103,6 +105,8 @@ def transition(
             now = timezone.now()
             current.status = to_status
             stamp = STATE_TIMESTAMPS.get(to_status)
+            if stamp in KEEP_FIRST_TIMESTAMP and getattr(current, stamp):
+                stamp = None  # a retried order keeps the time it was paid
             if stamp:
                 setattr(current, stamp, now)
             for name, value in fields.items():
