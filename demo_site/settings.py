@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(os.environ.get("SMI_DEMO_VAR_DIR", BASE_DIR / "var"))
@@ -126,7 +127,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ.get("SMI_EMAIL_DIR", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
-ADMINS = [("Demo admin", os.environ.get("SMI_ADMIN_EMAIL", "admin@example.com"))]
+_ADMIN_EMAIL = os.environ.get("SMI_ADMIN_EMAIL", "admin@example.com")
+# Django 6 takes plain addresses; 5.2 wants (name, address) pairs.
+ADMINS = [_ADMIN_EMAIL] if django.VERSION >= (6, 0) else [("Demo admin", _ADMIN_EMAIL)]
 
 WAGTAIL_SITE_NAME = "wagtail-smi demo"
 WAGTAILADMIN_BASE_URL = os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
