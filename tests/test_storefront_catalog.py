@@ -128,3 +128,20 @@ def test_a_sale_offer_is_two_queries_whatever_the_page_size(
         assert catalog.sale_offer(images[0].pk, small.pk) is not None
     with django_assert_num_queries(2):
         assert catalog.sale_offer(images[-1].pk, big.pk) is not None
+
+
+def test_rebuild_command_restores_lost_listings(root_page, make_image):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    image = make_image(800, 600, title="Rebuilt")
+    page = publish_gallery(root_page, [sellable(image)])
+    SaleListing.objects.all().delete()
+    assert catalog.sale_offer(image.pk, page.pk) is None
+
+    out = StringIO()
+    call_command("smi_rebuild_listings", stdout=out)
+
+    assert catalog.sale_offer(image.pk, page.pk) is not None
+    assert "listings" in out.getvalue()
