@@ -452,3 +452,21 @@ def test_job_status_is_rate_limited(client, make_job, limits):
     codes = [client.get(status_url(job, job.access_key)).status_code for _ in range(3)]
 
     assert codes == [200, 200, 429]
+
+
+@pytest.mark.parametrize("bad", ["²", "٣", "99999999999999999999999", "0", "-1", "1e3"])
+def test_ids_that_are_not_plain_positive_numbers_are_refused_not_crashed(client, bad):
+    response = client.post(
+        "/smi/v1/calculate-all-prices", {"image_id": bad, "page_id": "1"}
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "image_id"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/smi/buy/1/?page=²", "/smi/buy/99999999999999999999999/?page=1",
+     "/smi/buy/1/?page=99999999999999999999999"],
+)
+def test_the_purchase_page_answers_bad_ids_without_a_server_error(client, path):
+    assert client.get(path).status_code in {400, 404}

@@ -26,7 +26,7 @@ from . import catalog, pricing
 from .checkout import CheckoutError, order_status_url, quotes_for, start_checkout
 from .models import ImageClick, JobStatus, PurchaseJob
 from .ratelimit import rate_limit
-from .utils import absolute_url
+from .utils import absolute_url, parse_id
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ def get_int(data: dict, name: str, *, typed: bool, required: bool = True) -> int
         return None
     if typed and isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif not typed and isinstance(value, str) and value.strip().isdigit():
+    elif not typed and isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         raise BadInput(name, _("%(field)s must be a whole number.") % {"field": name})
-    if number <= 0 or number > 2**31:
+    if parse_id(number) is None:
         raise BadInput(name, _("%(field)s is out of range.") % {"field": name})
     return number
 

@@ -8,6 +8,20 @@ from django.utils.crypto import salted_hmac
 
 from .conf import smi_settings
 
+MAX_ID = 2**31 - 1  # the largest id every supported database stores in an integer column
+
+
+def parse_id(value) -> int | None:
+    """A positive database id from text ("42"), or None: only ASCII digits, in range.
+
+    ``str.isdigit()`` alone accepts "²" and other digits ``int()`` refuses.
+    """
+    text = str(value).strip() if value is not None else ""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
 
 def absolute_url(path: str) -> str:
     """``path`` on the site's public base URL (what Stripe, Upsampler and emails see)."""

@@ -22,6 +22,7 @@ from .checkout import CheckoutError, quotes_for, start_checkout
 from .conf import smi_settings
 from .models import JobStatus, PurchaseJob
 from .ratelimit import check_rate_limit
+from .utils import parse_id
 
 # The stages a buyer sees, in order (``api.job_stage`` says which one a job is at).
 STAGES = (
@@ -52,10 +53,12 @@ def purchase_page(request, image_id: int):
     limited = _too_many(request, "purchase_page")
     if limited:
         return limited
-    page_id = request.GET.get("page", "")
-    if not page_id.isdigit():
+    page_id = parse_id(request.GET.get("page"))
+    if page_id is None:
         return HttpResponseBadRequest(_("page: a page id is required."))
-    offer = catalog.sale_offer(image_id, int(page_id))
+    if parse_id(image_id) is None:
+        raise Http404(_("This image is no longer for sale."))
+    offer = catalog.sale_offer(image_id, page_id)
     if offer is None:
         raise Http404(_("This image is no longer for sale."))
     site_settings = offer.settings()
