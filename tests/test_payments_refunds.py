@@ -228,3 +228,44 @@ class TestDummyRefunds:
         assert refunded.refund_id.startswith("dummy_re_")
         assert refunded.refund_amount_cents == 50
         assert emails_sent == [("send_refund_notice", str(job.pk))]
+
+
+def test_a_refund_the_webhook_recorded_meanwhile_is_counted_once(
+    client, paid_stripe_job, fake_stripe, monkeypatch
+):
+    from wagtail_smi.payments import actions
+    from wagtail_smi.payments.stripe import StripeProvider
+
+    job = paid_stripe_job("completed")
+    real_refund = StripeProvider.refund
+
+    def refund_then_webhook(self, job, **kwargs):
+        result = real_refund(self, job, **kwargs)
+        # Stripe's charge.refunded webhook lands before refund_job records the result.
+        actions.record_provider_refund(
+            job.pk, refunded_total_cents=result.amount_cents, refund_id=result.refund_id,
+            full=False, reason="charge.refunded",
+        )
+        return result
+
+    monkeypatch.setattr(StripeProvider, "refund", refund_then_webhook)
+    refunded = refund_job(job.pk, reason="Customer asked", amount_cents=100)
+
+    assert refunded.status == "refunded"
+    assert refunded.refund_amount_cents == 100
+
+
+def test_a_failed_refund_takes_back_only_its_own_amount(client, paid_stripe_job, fake_stripe):
+    job = paid_stripe_job("completed")
+    # 80 refunded in the dashboard (partial: the order stays completed)...
+    _, payload, signature = fake_stripe.dashboard_refund(job.payment_intent_id, amount=80)
+    assert deliver(client, payload, signature).status_code == 200
+    # ...then the rest from here, which the bank later returns as failed.
+    refunded = refund_job(job.pk, reason="Customer asked")
+    assert refunded.refund_amount_cents == 192
+    _, payload, signature = fake_stripe.refund_failed_later(refunded.refund_id)
+    assert deliver(client, payload, signature).status_code == 200
+
+    job.refresh_from_db()
+    assert job.status == "needs_attention"
+    assert job.refund_amount_cents == 80

@@ -158,6 +158,7 @@ def refund_job(job_id, *, reason: str, amount_cents: int | None = None, actor=No
 
     provider = get_payment_provider(job.payment_provider or None)
     key = refund_idempotency_key(job, amount)
+    refunded_before = job.refund_amount_cents
     try:
         result = provider.refund(job, amount_cents=amount, reason=reason, idempotency_key=key)
     except PaymentProviderError as exc:
@@ -173,16 +174,20 @@ def refund_job(job_id, *, reason: str, amount_cents: int | None = None, actor=No
         current = _lock(job.pk)
         if current.status == S.REFUNDED:  # a webhook for this very refund got there first
             return current
+        # The provider's webhook for this very refund may have recorded it meanwhile:
+        # count it once.
         return _refunded(
             current,
-            total_cents=current.refund_amount_cents + result.amount_cents,
+            total_cents=max(current.refund_amount_cents, refunded_before + result.amount_cents),
             refund_id=result.refund_id,
             reason=reason,
             actor=actor,
         )
 
 
-def _refund_refused(job_id, message: str, *, actor=None, refund_id: str = ""):
+def _refund_refused(
+    job_id, message: str, *, actor=None, refund_id: str = "", failed_amount_cents: int | None = None
+):
     """Leave the job for an admin: needs_attention where the state machine allows it."""
     with transaction.atomic():
         current = _lock(job_id)
@@ -190,7 +195,13 @@ def _refund_refused(job_id, message: str, *, actor=None, refund_id: str = ""):
             # A failed order whose refund was refused, or a refund that later failed:
             # the customer's money is still with us, so an admin must act (and may refund
             # again from the admin, which is why a failed refund no longer counts).
-            extra = {"refund_amount_cents": 0, "refund_id": ""} if current.status == S.REFUNDED else {}
+            extra = {}
+            if current.status == S.REFUNDED:
+                # Only the failed refund is taken back; earlier successful ones still count.
+                back = current.refund_amount_cents if failed_amount_cents is None else failed_amount_cents
+                extra["refund_amount_cents"] = max(current.refund_amount_cents - back, 0)
+                if not refund_id or current.refund_id == refund_id:
+                    extra["refund_id"] = ""
             current = transition(
                 current,
                 S.NEEDS_ATTENTION,
@@ -237,9 +248,11 @@ def record_provider_refund(job_id, *, refunded_total_cents: int, refund_id: str,
         return _refunded(current, total_cents=refunded_total_cents, refund_id=refund_id, reason=reason)
 
 
-def record_refund_failure(job_id, *, refund_id: str, message: str):
+def record_refund_failure(job_id, *, refund_id: str, message: str, amount_cents: int | None = None):
     """A refund that the provider first accepted ended failed or canceled."""
-    return _refund_refused(job_id, message, refund_id=refund_id)
+    return _refund_refused(
+        job_id, message, refund_id=refund_id, failed_amount_cents=amount_cents
+    )
 
 
 __all__ = [

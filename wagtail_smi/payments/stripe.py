@@ -355,6 +355,7 @@ def on_refund_updated(job, refund, event_type) -> str:
         actions.record_refund_failure(
             job.pk,
             refund_id=refund.get("id", ""),
+            amount_cents=refund.get("amount"),
             message=_("Stripe refund %(id)s %(status)s: %(reason)s")
             % {"id": refund.get("id", ""), "status": status, "reason": reason},
         )
