@@ -89,6 +89,18 @@ def test_resolution_keys_must_be_unique(admin_client, site):
     assert "used twice" in str(response.context["form"].errors["resolutions"])
 
 
+@pytest.mark.parametrize("key", ['4"x', "../8x", "8x\n", "Big"])
+def test_resolution_keys_are_plain_slugs(admin_client, site, key):
+    # Keys end up in file names and download headers: only lowercase slugs are accepted.
+    response = post_settings(
+        admin_client, site, resolutions=streamfield([resolution(key, 4), resolution("8x", 8)])
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["resolutions"]
+    assert "lowercase letters" in response.content.decode()
+    assert [o.key for o in SmiSiteSettings.for_site(site).resolution_options()] == ["4x", "8x"]
+
+
 def test_settings_page_has_the_price_preview(admin_client, site):
     html = admin_client.get(edit_url(site)).content.decode()
     assert "data-smi-price-preview" in html

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
@@ -21,7 +21,15 @@ from ..pricing import DEFAULT_RESOLUTIONS, PricingRules, ResolutionOption
 
 class ResolutionBlock(blocks.StructBlock):
     key = blocks.CharBlock(
-        label=_("Key"), max_length=16, help_text=_("Short name used in URLs and the API, e.g. 4x")
+        label=_("Key"),
+        max_length=16,
+        help_text=_("Short name used in URLs and the API, e.g. 4x"),
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9_-]*$",
+                _("Use lowercase letters, digits, - and _ only, e.g. 4x."),
+            )
+        ],
     )
     factor = blocks.IntegerBlock(label=_("Upscale factor"), min_value=2, max_value=16)
     label = blocks.CharBlock(label=_("Label"), max_length=64)
