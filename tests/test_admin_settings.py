@@ -89,7 +89,7 @@ def test_resolution_keys_must_be_unique(admin_client, site):
     assert "used twice" in str(response.context["form"].errors["resolutions"])
 
 
-@pytest.mark.parametrize("key", ['4"x', "../8x", "8x\n", "Big"])
+@pytest.mark.parametrize("key", ['4"x', "../8x", "8 x", "Big"])
 def test_resolution_keys_are_plain_slugs(admin_client, site, key):
     # Keys end up in file names and download headers: only lowercase slugs are accepted.
     response = post_settings(
