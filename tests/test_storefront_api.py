@@ -470,3 +470,10 @@ def test_ids_that_are_not_plain_positive_numbers_are_refused_not_crashed(client,
 )
 def test_the_purchase_page_answers_bad_ids_without_a_server_error(client, path):
     assert client.get(path).status_code in {400, 404}
+
+
+def test_a_pending_bank_payment_tells_the_buyer_not_to_pay_again(client, make_job):
+    job = make_job("awaiting_payment", payment_intent_id="pi_pending")
+    data = client.get(f"/smi/v1/job-status/{job.pk}?key={job.access_key}").json()
+    assert data["status"] == "awaiting_payment"
+    assert "No need to pay again" in data["message"]

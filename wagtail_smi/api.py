@@ -181,6 +181,12 @@ def prices_json(offer: catalog.SaleOffer) -> dict[str, Any]:
 # Stage shown to buyers, and its progress, for each job state.
 def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
     status = job.status
+    if status == JobStatus.AWAITING_PAYMENT and job.payment_intent_id:
+        # A bank transfer or debit started at checkout: it can take a few days to clear.
+        return "awaiting_payment", 10, _(
+            "Your payment is on its way; some payment methods take a few days. We start "
+            "upscaling as soon as it arrives. No need to pay again."
+        )
     if status == JobStatus.AWAITING_PAYMENT:
         return "awaiting_payment", 0, _("Waiting for your payment to be confirmed.")
     if status == JobStatus.ABANDONED:
