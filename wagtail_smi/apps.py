@@ -9,4 +9,6 @@ class WagtailSmiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks, signals  # noqa: F401  (registers checks and signal handlers)
+        from . import checks, redaction, signals  # noqa: F401  (checks, signal handlers)
+
+        redaction.install()
