@@ -2,9 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_ENV := DJANGO_DEBUG=1
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in answers, emails and the dummy checkout point here: the port the demo serves on.
+SMI_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+DEMO_ENV := DJANGO_DEBUG=1 SMI_PUBLIC_BASE_URL=$(SMI_PUBLIC_BASE_URL)
 
 # The newest supported line (Django 6.x) needs Python 3.12+.
 PYTHON_LATEST ?= $(shell PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command -v python3.12 || command -v python3.13)

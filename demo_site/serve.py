@@ -12,6 +12,8 @@ import time
 
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
+# Absolute links (checkout, status, emails) must reach this server, whatever the port.
+os.environ.setdefault("SMI_PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
 
 
 def start(*args: str) -> subprocess.Popen:

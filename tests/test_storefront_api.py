@@ -477,3 +477,85 @@ def test_a_pending_bank_payment_tells_the_buyer_not_to_pay_again(client, make_jo
     data = client.get(f"/smi/v1/job-status/{job.pk}?key={job.access_key}").json()
     assert data["status"] == "awaiting_payment"
     assert "No need to pay again" in data["message"]
+
+
+def test_a_post_without_csrf_token_is_refused_in_json(offer):
+    image, page = offer
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(
+        "/smi/v1/calculate-all-prices",
+        json.dumps({"image_id": image.pk, "page_id": page.pk}),
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == "csrf_failed"
+
+
+def test_a_post_with_the_token_from_the_csrf_endpoint_passes(offer):
+    image, page = offer
+    strict = Client(enforce_csrf_checks=True)
+    token = strict.get("/smi/v1/csrf").json()["csrf_token"]
+    response = strict.post(
+        "/smi/v1/calculate-all-prices",
+        json.dumps({"image_id": image.pk, "page_id": page.pk}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert response.status_code == 200
+
+
+def test_a_body_over_the_upload_limit_is_a_json_413(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post(
+        "/smi/v1/calculate-all-prices", json.dumps({"pad": "x" * 5000}),
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    "job_id", ["notauuid", "1B4E28BA-2FA1-11D2-883F-B9A761BDE3FB", "1b4e28ba2fa111d2883fb9a761bde3fb"]
+)
+def test_job_status_for_a_malformed_id_is_a_json_404(client, job_id):
+    response = client.get(f"/smi/v1/job-status/{job_id}?key=x")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_job_status_answers_post_with_a_json_405(make_job):
+    job = make_job()
+    response = Client(enforce_csrf_checks=True).post(
+        f"/smi/v1/job-status/{job.pk}?key={job.access_key}"
+    )
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_the_no_js_purchase_page_counts_the_click(client, offer):
+    image, page = offer
+    assert client.get(f"/smi/buy/{image.pk}/?page={page.pk}").status_code == 200
+    assert ImageClick.objects.filter(image_ref=image.pk, page_ref=page.pk).count() == 1
+
+
+def test_clicks_are_not_recorded_while_selling_is_off(client, offer, site):
+    image, page = offer
+    settings = SmiSiteSettings.for_site(site)
+    settings.enabled = False
+    settings.save()
+    caches["default"].clear()
+    response = client.post("/smi/v1/track-click", {"image_id": image.pk, "page_id": page.pk})
+    assert response.status_code == 404
+    assert not ImageClick.objects.exists()
+
+
+def test_a_ready_order_without_email_does_not_claim_one_was_sent(client, make_job):
+    job = make_job("completed", email="")
+    message = client.get(f"/smi/v1/job-status/{job.pk}?key={job.access_key}").json()["message"]
+    assert "emailed" not in message
+
+
+def test_the_stripe_webhook_answers_without_the_trailing_slash(client):
+    response = client.post("/smi-webhook/stripe", b"{}", content_type="application/json")
+    assert response.status_code not in (301, 302, 404)
+    assert response["Content-Type"].startswith("application/json")

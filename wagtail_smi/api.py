@@ -2,25 +2,26 @@
 
 Thin edges: parse and validate, call one domain function (``catalog``, ``checkout``,
 ``pricing``), answer. Errors are ``{"error": code, "message": text}``. POSTs are CSRF
-protected by Django's middleware; ``csrf`` hands the modal a token (never cached) so it
-also works on pages served from a full-page cache.
+protected (checked here, so a failure is a JSON 403 like every other error); ``csrf`` hands
+the modal a token (never cached) so it also works on pages served from a full-page cache.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.validators import validate_email
 from django.http import JsonResponse
-from django.middleware.csrf import get_token
+from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from . import catalog, pricing
 from .checkout import CheckoutError, order_status_url, quotes_for, start_checkout
@@ -127,19 +128,40 @@ def get_email(data: dict, name: str = "email") -> str:
     return email
 
 
-def json_endpoint(view):
-    """POST only; turns ``BadInput`` into a 400 that names the field."""
+class _JsonCsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check, answering in the API's error shape."""
 
+    def _reject(self, request, reason):
+        logger.info("CSRF check failed for %s: %s", request.path, reason)
+        return error(
+            "csrf_failed",
+            _("Your session has expired. Reload the page and try again."),
+            403,
+        )
+
+
+_csrf_check = _JsonCsrfCheck(lambda request: None)
+
+
+def json_endpoint(view):
+    """POST only, CSRF-checked; turns ``BadInput`` into a 400 that names the field."""
+
+    @csrf_exempt  # checked below, so that a failure answers JSON
     def wrapped(request, *args, **kwargs):
         if request.method != "POST":
             response = error("method_not_allowed", _("Use POST."), 405)
             response["Allow"] = "POST"
             return response
         try:
+            rejected = _csrf_check.process_view(request, None, (), {})
+            if rejected is not None:
+                return rejected
             data, typed = read_input(request)
             return view(request, data, typed, *args, **kwargs)
         except BadInput as exc:
             return error("invalid", exc.message, 400, field=exc.field)
+        except RequestDataTooBig:
+            return error("too_large", _("The request is too large."), 413)
 
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
@@ -198,8 +220,10 @@ def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
             return "delivering", 90, _("Almost there: preparing your download.")
         progress = 60 if job.upscaler_status == "IN_PROGRESS" else 40
         return "upscaling", progress, _("Your image is being upscaled. This usually takes a minute or two.")
-    if status == JobStatus.COMPLETED:
+    if status == JobStatus.COMPLETED and job.email:
         return "ready", 100, _("Your image is ready. We have also emailed you the download link.")
+    if status == JobStatus.COMPLETED:
+        return "ready", 100, _("Your image is ready to download.")
     if status == JobStatus.REFUNDED:
         return "refunded", 100, _(
             "This order was refunded. The money goes back to your card within a few days."
@@ -282,19 +306,31 @@ def create_checkout(request, data, typed):
 def track_click(request, data, typed):
     """Record a click on a purchase button (fire-and-forget from the modal)."""
     offer = offer_from(data, typed)
-    if offer is None:
+    if offer is None or not offer.settings().enabled:
         return not_for_sale()
-    ImageClick.objects.create(
-        image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk
-    )
+    record_click(offer)
     return answer({"tracked": True})
 
 
+def record_click(offer: catalog.SaleOffer) -> None:
+    ImageClick.objects.create(
+        image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk
+    )
+
+
+JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@csrf_exempt  # GET only: a POST gets the JSON 405 below, not Django's HTML 403
 @rate_limit("status")
-def job_status(request, job_id):
+def job_status(request, job_id: str):
     """Where an order is; 404 unless ``key`` is the order's access key."""
     if request.method not in ("GET", "HEAD"):
-        return error("method_not_allowed", _("Use GET."), 405)
+        response = error("method_not_allowed", _("Use GET."), 405)
+        response["Allow"] = "GET, HEAD"
+        return response
+    if not JOB_ID.fullmatch(job_id):  # the hyphenated lowercase UUID create-checkout gives
+        return error("not_found", _("We could not find this order."), 404)
     job = PurchaseJob.objects.filter(pk=job_id).first()
     if job is None or not job.check_access_key(request.GET.get("key")):
         return error("not_found", _("We could not find this order."), 404)

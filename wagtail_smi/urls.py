@@ -12,7 +12,7 @@ urlpatterns = [
     path("smi/v1/calculate-all-prices", api.calculate_all_prices, name="calculate_all_prices"),
     path("smi/v1/create-checkout", api.create_checkout, name="create_checkout"),
     path("smi/v1/track-click", api.track_click, name="track_click"),
-    path("smi/v1/job-status/<uuid:job_id>", api.job_status, name="job_status"),
+    path("smi/v1/job-status/<str:job_id>", api.job_status, name="job_status"),
     path("smi/v1/csrf", api.csrf_token, name="csrf_token"),
     # Server-rendered pages.
     path("smi/buy/<int:image_id>/", views.purchase_page, name="purchase_page"),
@@ -25,6 +25,8 @@ urlpatterns = [
     # Payment provider pages and webhooks.
     path("smi/dummy-checkout/<uuid:job_id>/", payment_views.dummy_checkout, name="dummy_checkout"),
     path("smi-webhook/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
+    # Without the slash too: Stripe does not follow the redirect APPEND_SLASH would send.
+    path("smi-webhook/stripe", webhooks.stripe_webhook),
     path(
         "smi-webhook/upsampler/<uuid:job_id>/<str:secret>/",
         webhooks.upsampler_webhook,

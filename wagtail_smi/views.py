@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_protect
 
 from . import catalog, pricing
-from .api import BadInput, get_email, job_stage, job_status_json
+from .api import BadInput, get_email, job_stage, job_status_json, record_click
 from .checkout import CheckoutError, quotes_for, start_checkout
 from .conf import smi_settings
 from .models import JobStatus, PurchaseJob
@@ -55,7 +55,10 @@ def purchase_page(request, image_id: int):
         return limited
     page_id = parse_id(request.GET.get("page"))
     if page_id is None:
-        return HttpResponseBadRequest(_("page: a page id is required."))
+        return HttpResponseBadRequest(
+            _("This link is missing the page the image is on. Go back to that page and "
+              "use its button again.")
+        )
     if parse_id(image_id) is None:
         raise Http404(_("This image is no longer for sale."))
     offer = catalog.sale_offer(image_id, page_id)
@@ -64,6 +67,8 @@ def purchase_page(request, image_id: int):
     site_settings = offer.settings()
     if not site_settings.enabled:
         raise Http404(_("This image is no longer for sale."))
+    if request.method == "GET":
+        record_click(offer)  # the button's click, when JavaScript did not record it
     quotes, currency = quotes_for(offer)
     selected = request.POST.get("resolution") if request.method == "POST" else None
     if selected is None:

@@ -19,6 +19,7 @@ from wagtail.models import Page, Site
 
 from demo_site.home.models import GalleryPage, HomePage
 from wagtail_smi.catalog import rebuild_all_listings
+from wagtail_smi.conf import smi_settings
 from wagtail_smi.models import ImageForSale
 
 ADMIN_USERNAME = "admin"
@@ -79,9 +80,10 @@ class Command(BaseCommand):
         # Listings are kept in step on publish; rebuilding also covers a database whose
         # pages were published before the listings existed.
         rebuild_all_listings()
+        base = smi_settings.PUBLIC_BASE_URL.rstrip("/")
         self.stdout.write(self.style.SUCCESS("Demo content ready."))
-        self.stdout.write(f"  Site:    http://127.0.0.1:8000/  (gallery: http://127.0.0.1:8000{gallery.url})")
-        self.stdout.write("  Admin:   http://127.0.0.1:8000/admin/")
+        self.stdout.write(f"  Site:    {base}/  (gallery: {base}{gallery.url})")
+        self.stdout.write(f"  Admin:   {base}/admin/")
         self.stdout.write(f"  Login:   {ADMIN_USERNAME} / {ADMIN_PASSWORD}")
 
     def ensure_admin(self):
