@@ -264,4 +264,5 @@ def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
 
     page.locator(".smi-stages li[data-stage=ready][aria-current=step]").wait_for()
     assert page.locator(".smi-download a").is_visible()
+    assert page.locator(".smi-expiry").inner_text().startswith("The link works until")
     assert page.locator(".smi-progress").get_attribute("value") == "100"

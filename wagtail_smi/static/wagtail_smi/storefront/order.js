@@ -26,13 +26,16 @@
     message.classList.toggle("smi-notice", ["failed", "refunded", "needs_attention", "abandoned"].indexOf(data.stage) >= 0);
     if (download && data.download_url) {
       download.querySelector("a").href = data.download_url;
+      download.hidden = false;
       var expiry = download.querySelector(".smi-expiry");
       if (expiry && data.expires_at && expiry.dataset.template) {
         var when = new Date(data.expires_at);
-        var shown = isNaN(when) ? data.expires_at : when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZoneName: "short" });
+        var shown = isNaN(when) ? data.expires_at : when.toLocaleString(undefined, {
+          year: "numeric", month: "short", day: "numeric",
+          hour: "2-digit", minute: "2-digit", timeZoneName: "short"
+        });
         expiry.textContent = expiry.dataset.template.replace("%s", shown);
       }
-      download.hidden = false;
     }
   }
 
