@@ -19,7 +19,7 @@ def stored(job) -> str:
     return delivery.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"png"))
 
 
-def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job):
+def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job, django_capture_on_commit_callbacks):
     expired = make_job("completed", paid_at=timezone.now())
     expired.result_path = stored(expired)
     expired.token_expires_at = timezone.now() - timedelta(minutes=1)
@@ -32,7 +32,8 @@ def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job):
     refunded.result_path = stored(refunded)
     refunded.save()
 
-    counts = processing.cleanup()
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = processing.cleanup()
 
     assert counts["files_deleted"] == 2
     storage = delivery.private_storage()
@@ -43,6 +44,44 @@ def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job):
     assert storage.exists(current.result_path)
     assert PurchaseJob.objects.filter(pk__in=[expired.pk, refunded.pk]).count() == 2
     assert processing.cleanup()["files_deleted"] == 0
+
+
+def test_cleanup_keeps_a_file_whose_link_was_resent_after_cleanup_listed_it(
+    make_job, admin_user, django_capture_on_commit_callbacks
+):
+    job = make_job("completed", paid_at=timezone.now(), email="b@example.com")
+    job.result_path = stored(job)
+    job.token_expires_at = timezone.now() - timedelta(minutes=1)
+    job.save()
+    now = timezone.now()
+    # Cleanup has listed the expired job...
+    [(job_id, name)] = processing._deletable_files(now).values_list("pk", "result_path")
+    # ...when an admin resends the link (a new token, valid from now).
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery.resend_download_email(job.pk, actor=admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert processing.delete_expired_file(job_id, name, now) is False
+
+    job.refresh_from_db()
+    assert job.file_deleted_at is None
+    assert delivery.private_storage().exists(job.result_path)
+
+
+def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(make_job, django_capture_on_commit_callbacks):
+    job = make_job("completed", paid_at=timezone.now(), token_expires_at=timezone.now() - timedelta(minutes=1))
+    job.result_path = stored(job)
+    job.save()
+    now = timezone.now()
+    [(job_id, old_name)] = processing._deletable_files(now).values_list("pk", "result_path")
+    new_name = delivery.private_storage().save(f"wagtail_smi/{job.pk}/new.png", ContentFile(b"png"))
+    PurchaseJob.objects.filter(pk=job.pk).update(result_path=new_name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert processing.delete_expired_file(job_id, old_name, now) is False
+
+    job.refresh_from_db()
+    assert job.file_deleted_at is None and delivery.private_storage().exists(new_name)
 
 
 def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):

@@ -59,7 +59,7 @@ def test_full_download_streams_the_file_as_an_attachment(client, delivered):
     assert event.ip_hash and "203.0.113.9" not in event.ip_hash and not event.ranged
 
 
-def test_ranged_download_resumes_with_206_and_does_not_use_up_the_limit(client, delivered):
+def test_ranged_download_resumes_with_206_and_counts_once_per_client(client, delivered):
     job, token = delivered(download_limit=1)
     response = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=100-1099")
     assert response.status_code == 206
@@ -67,11 +67,33 @@ def test_ranged_download_resumes_with_206_and_does_not_use_up_the_limit(client, 
     assert response["Content-Length"] == "1000"
     assert body(response) == PAYLOAD[100:1100]
 
+    # The same client resuming: not counted again, even with the limit used up.
     tail = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=-10")
     assert tail.status_code == 206 and body(tail) == PAYLOAD[-10:]
     job.refresh_from_db()
-    assert job.download_count == 0
+    assert job.download_count == 1
     assert DownloadEvent.objects.filter(job=job, ranged=True).count() == 2
+
+
+def test_range_requests_from_new_clients_use_up_the_limit(client, delivered):
+    job, token = delivered(download_limit=2)
+    first = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.1")
+    second = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.2")
+    assert first.status_code == second.status_code == 206
+    third = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.3")
+    assert third.status_code == 410 and third.json()["error"] == "limit_reached"
+    job.refresh_from_db()
+    assert job.download_count == 2
+
+
+def test_range_request_long_after_the_last_download_counts_again(client, delivered):
+    job, token = delivered(download_limit=5)
+    assert client.get(f"/smi/download/{token}", REMOTE_ADDR="198.51.100.1").status_code == 200
+    DownloadEvent.objects.filter(job=job).update(created_at=timezone.now() - timedelta(hours=25))
+    response = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.1")
+    assert response.status_code == 206
+    job.refresh_from_db()
+    assert job.download_count == 2
 
 
 def test_unsatisfiable_range_is_416(client, delivered):
@@ -111,6 +133,42 @@ def test_unknown_or_malformed_tokens_are_404(client, delivered, token):
 def test_refunded_or_revoked_download_is_410(client, delivered):
     _job, token = delivered(status="refunded", access_revoked_at=timezone.now())
     assert client.get(f"/smi/download/{token}").status_code == 410
+
+
+def test_revoked_order_waiting_for_an_admin_is_410_not_425(client, delivered):
+    # Delivered, refunded (access revoked), then the refund failed: needs attention.
+    _job, token = delivered(status="needs_attention", access_revoked_at=timezone.now())
+    response = client.get(f"/smi/download/{token}")
+    assert response.status_code == 410
+    assert response.json()["error"] == "revoked"
+
+
+def test_expired_link_of_an_order_waiting_for_an_admin_is_410(client, delivered):
+    _job, token = delivered(status="needs_attention", token_expires_at=timezone.now() - timedelta(seconds=1))
+    assert client.get(f"/smi/download/{token}").status_code == 410
+
+
+def test_odd_resolution_key_cannot_break_the_file_name_or_header(client, make_job, settings, tmp_path):
+    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
+    job = make_job("processing", paid_at=timezone.now(), image_title="Old Mill", resolution='x"/\n..')
+    result = tmp_path / "result.png"
+    result.write_bytes(PAYLOAD)
+    name, _size, _type = delivery.store_result(job, result)
+    assert name.startswith(f"wagtail_smi/{job.pk}/old-mill-x") and name.count("/") == 2
+    assert '"' not in name and "\n" not in name and ".." not in name
+    token, values = delivery.token_fields(job)
+    for key, value in {"status": "completed", "result_path": name, "result_content_type": "image/png", **values}.items():
+        setattr(job, key, value)
+    job.save()
+
+    response = client.get(f"/smi/download/{token}")
+    assert response.status_code == 200 and body(response) == PAYLOAD
+    assert response["Content-Disposition"] == 'attachment; filename="old-mill-x-4000x4000.png"'
+
+
+def test_resolution_key_that_slugifies_to_nothing_falls_back_to_image(make_job):
+    job = make_job("completed", image_title="Old Mill", resolution="/\n", result_path="wagtail_smi/x/f.png")
+    assert delivery.download_filename(job) == "old-mill-image-4000x4000.png"
 
 
 def test_deleted_file_is_410(client, delivered):
@@ -201,6 +259,21 @@ def test_signed_original_url_serves_the_original_while_processing(client, make_j
     job.status = "completed"
     job.save()
     assert client.get(url).status_code == 404
+
+
+def test_signed_originals_are_not_rate_limited_per_client(client, make_job, settings):
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "PUBLIC_BASE_URL": "http://testserver",
+        "RATE_LIMITS_ENABLED": True,
+        "RATE_LIMITS": {**settings.WAGTAIL_SMI.get("RATE_LIMITS", {}), "download": (1, 60)},
+    }
+    urls = [
+        delivery.signed_original_url(make_job("processing")).removeprefix("http://testserver")
+        for _ in range(3)
+    ]
+    # The upscaler fetches every order's original from the same address.
+    assert [client.get(url, REMOTE_ADDR="192.0.2.50").status_code for url in urls] == [200, 200, 200]
 
 
 def test_upsampler_uses_the_signed_original_url_when_storage_is_not_public(make_job, settings):

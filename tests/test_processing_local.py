@@ -124,3 +124,15 @@ def test_redeliver_rebuilds_a_deleted_file_and_sends_a_new_link(
     assert job.token_hash != old_hash
     assert len(mail.outbox) == 2
     assert job.events.filter(kind="note", actor=admin_user).exists()
+
+
+def test_local_upscaling_leaves_pillows_bomb_guard_as_it_was(
+    make_job, make_image, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    job = paid(make_job, make_image, 20, 10, 4)  # 80×40 = 3200 pixels out
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.enqueue_processing(job.pk)
+    job.refresh_from_db()
+    assert job.status == "completed"
+    assert Image.MAX_IMAGE_PIXELS == 1000

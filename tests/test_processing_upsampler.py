@@ -19,6 +19,16 @@ from wagtail_smi import processing, tasks
 from wagtail_smi.delivery import private_storage
 from wagtail_smi.models import JobEvent, PurchaseJob
 from wagtail_smi.processing import ResultRejected, check_result_url
+from wagtail_smi.upscalers.upsampler import UpsamplerUpscaler
+
+
+class StatusBugUpscaler(UpsamplerUpscaler):
+    """Upsampler's client with a bug in reading status answers (what a 4xx answer whose
+    JSON body was a list used to cause)."""
+
+    def status(self, external_id):
+        super().status(external_id)
+        raise AttributeError("'list' object has no attribute 'get'")
 
 BASE = "http://testserver"
 
@@ -290,7 +300,7 @@ def test_result_that_is_not_an_image_fails_refunds_and_explains(
     [message] = mail.outbox
     assert message.to == ["buyer@example.com"]
     assert "did not pass our quality checks" in message.body
-    assert "refunded 0.50 USD" in message.body
+    assert "refunded" in message.body and "0.50" in message.body  # the amount, in any money format
     assert "8x" in message.body  # the other resolution, as an alternative
     assert not private_storage().exists(f"wagtail_smi/{job.pk}")
 
@@ -486,3 +496,117 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(upsampler.submits) == 1 and len(upsampler.status_calls) == 1
+
+
+def use_status_bug_upscaler(upsampler, settings):
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "UPSCALER": {**settings.WAGTAIL_SMI["UPSCALER"], "CLASS": "tests.test_processing_upsampler.StatusBugUpscaler"},
+        "MAX_ATTEMPTS": 2,
+    }
+
+
+def test_unexpected_status_error_is_retried_then_needs_attention(
+    upsampler, paid_job, settings, django_capture_on_commit_callbacks
+):
+    upsampler.pending_polls = None
+    job = run_task(paid_job(), django_capture_on_commit_callbacks)
+    use_status_bug_upscaler(upsampler, settings)
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "processing" and job.attempts == 1
+    assert "AttributeError" in job.last_error
+    assert job.next_attempt_at > timezone.now()  # the sweeper does not take it again at once
+    assert mail.outbox == []
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "needs_attention"
+    assert "gave up after 2 attempts" in job.last_error
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+
+
+def test_unexpected_status_error_past_the_deadline_needs_attention(
+    upsampler, paid_job, settings, django_capture_on_commit_callbacks
+):
+    upsampler.pending_polls = None
+    job = run_task(paid_job(), django_capture_on_commit_callbacks)
+    use_status_bug_upscaler(upsampler, settings)
+    PurchaseJob.objects.filter(pk=job.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "needs_attention"
+    assert "deadline passed" in job.last_error
+    [alert] = mail.outbox
+    assert alert.to == ["ops@example.com"] and job.short_id in alert.subject
+
+
+def test_result_ready_past_the_deadline_goes_to_an_admin(upsampler, paid_job, django_capture_on_commit_callbacks):
+    upsampler.pending_polls = None
+    job = run_task(paid_job(), django_capture_on_commit_callbacks)
+    upsampler.pending_polls = 0
+    PurchaseJob.objects.filter(pk=job.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "needs_attention"
+    assert len(mail.outbox) == 1
+
+
+def test_status_error_answer_that_is_a_json_list_is_a_final_error(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
+    upsampler.pending_polls = None
+    job = run_task(paid_job(), django_capture_on_commit_callbacks)
+    upsampler.status_answer = (404, ["unknown job"])
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "refunded"
+    assert "unknown_upscale" in job.events.get(to_status="failed").reason
+
+
+def test_storage_failure_while_delivering_is_retried_then_needs_attention(
+    upsampler, paid_job, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "MAX_ATTEMPTS": 2}
+    upsampler.result_size = (80, 40)
+    not_a_folder = tmp_path / "private"
+    not_a_folder.write_bytes(b"")  # the private storage's location is a file: OSError on save
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "smi_private": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(not_a_folder)}},
+    }
+    job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "processing" and job.attempts == 1
+    assert "Error" in job.last_error and "delivering" in job.last_error
+    assert job.next_attempt_at > timezone.now()
+
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "needs_attention"
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+
+
+def test_result_url_with_an_impossible_port_is_refused(upsampler, paid_job, django_capture_on_commit_callbacks):
+    upsampler.result_url = "http://127.0.0.1:99999/result.png"
+    job = run_task(paid_job(), django_capture_on_commit_callbacks)
+    job = poll_now(job, django_capture_on_commit_callbacks)
+    assert job.status == "refunded"
+    assert "malformed" in job.events.get(to_status="failed").reason
+
+
+def test_result_host_that_is_not_a_valid_name_is_refused(settings):
+    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
+    with pytest.raises(ResultRejected):
+        check_result_url("https://" + "a" * 64 + ".example/result.png")
+
+
+def test_validating_a_large_result_leaves_pillows_bomb_guard_as_it_was(
+    upsampler, paid_job, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    job = paid_job(20, 10, factor=4)  # 80×40 = 3200 pixels
+    path = tmp_path / "result.part"
+    Image.new("RGB", (80, 40)).save(path, format="PNG")
+
+    final = processing.validate_result(path, job)
+
+    assert final.suffix == ".png"
+    assert Image.MAX_IMAGE_PIXELS == 1000

@@ -10,6 +10,8 @@ the test sets before acting:
 - ``pending_polls``: status answers ``IN_PROGRESS`` this many times before ``SUCCESS``
   (``None``: never finishes, a slow upscaler);
 - ``status_failed``: status answers ``FAILED`` with an error;
+- ``status_answer``: ``(http_status, json value)`` answered to every status request (a
+  body that is not an object, say);
 - ``result_kind``: ``"image"`` (a real PNG of ``result_size``), ``"not_image"``,
   ``"wrong_size"``;
 - ``result_fail_next``: answer this many result downloads with HTTP 503 first;
@@ -43,6 +45,7 @@ class FakeUpsampler:
         self.fail_next = 0
         self.pending_polls: int | None = 0
         self.status_failed = False
+        self.status_answer: tuple[int, object] | None = None
         self.result_kind = "image"
         self.result_url: str | None = None
         self.result_fail_next = 0
@@ -150,7 +153,7 @@ class FakeUpsampler:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def _json(self, status: int, payload: dict) -> None:
+            def _json(self, status: int, payload: object) -> None:
                 body = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -200,6 +203,8 @@ class FakeUpsampler:
                     if not self._api_guard():
                         return None
                     job_id = self.path.rsplit("/", 1)[-1]
+                    if fake.status_answer is not None:
+                        return self._json(*fake.status_answer)
                     if job_id not in fake.jobs:
                         return self._json(404, {"error": "Unknown job"})
                     return self._json(200, fake._status_payload(job_id))

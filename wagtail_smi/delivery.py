@@ -44,6 +44,14 @@ ORIGINAL_URL_MAX_AGE = 6 * 3600
 CHUNK_SIZE = 64 * 1024
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+# A ranged request from a client that had a counted download of the same file this
+# recently is a resume and is not counted again.
+RESUME_WINDOW = timedelta(hours=24)
+# A "download ready" email that could not be sent: the note left on the job, and how
+# often and how long the sweeper tries again.
+EMAIL_FAILED_NOTE = "download email could not be sent"
+EMAIL_RETRY_EVERY = timedelta(minutes=15)
+EMAIL_RETRY_FOR = timedelta(hours=24)
 
 
 class DeliveryError(Exception):
@@ -51,6 +59,12 @@ class DeliveryError(Exception):
 
 
 # Storage ---------------------------------------------------------------------------------
+
+
+def resolution_slug(job: PurchaseJob) -> str:
+    """The resolution key as it may appear in a file name or a header (never quotes,
+    slashes or line breaks, whatever an admin typed as the key)."""
+    return slugify(job.resolution or "")[:40] or "image"
 
 
 def private_storage():
@@ -61,7 +75,7 @@ def store_result(job: PurchaseJob, path: Path) -> tuple[str, int, str]:
     """Copy a validated result into private storage; return (name, size, content type)."""
     suffix = path.suffix.lower()
     stem = slugify(job.image_title or f"image-{job.image_ref}")[:60] or "image"
-    name = f"wagtail_smi/{job.id}/{stem}-{job.resolution}{suffix}"
+    name = f"wagtail_smi/{job.id}/{stem}-{resolution_slug(job)}{suffix}"
     with path.open("rb") as f:
         saved = private_storage().save(name, File(f, name=Path(name).name))
     return saved, path.stat().st_size, CONTENT_TYPES.get(suffix, "application/octet-stream")
@@ -142,12 +156,76 @@ def resend_download_email(job_id, *, actor=None) -> PurchaseJob:
     return job
 
 
-def _send_ready(job_id, token: str) -> None:
+def _send_ready(job_id, token: str) -> bool:
+    """Email the download link; on failure say so (log, job note, admin alert) and leave
+    ``delivery_email_sent_at`` empty so the sweeper tries again (``retry_ready_email``).
+    Runs after commit, where an exception would only be logged: hence no raising here."""
     from . import emails
 
     job = PurchaseJob.objects.select_related("site").get(pk=job_id)
-    emails.send_download_ready(job, token)
-    PurchaseJob.objects.filter(pk=job_id).update(delivery_email_sent_at=timezone.now())
+    try:
+        sent = emails.send_download_ready(job, token)
+        problem = "" if sent else "no message was sent"
+    except Exception as exc:
+        logger.exception("job %s: the download email could not be sent", job_id)
+        sent, problem = False, f"{exc.__class__.__name__}: {exc}"
+    if sent:
+        PurchaseJob.objects.filter(pk=job_id).update(delivery_email_sent_at=timezone.now())
+        return True
+    logger.error("job %s: the download email was not sent (%s)", job_id, problem)
+    message = f"{EMAIL_FAILED_NOTE} ({problem})"[:1000]
+    try:
+        record_note(job, message)
+        emails.send_admin_alert(
+            job,
+            _("The download email could not be sent to the customer (%(problem)s). It will be "
+              "tried again for a day; you can also resend it from the order.") % {"problem": problem},
+        )
+    except Exception:  # the mail server may be down for everyone: the log still has it
+        logger.exception("job %s: could not report the unsent download email", job_id)
+    return False
+
+
+def unsent_ready_emails(now):
+    """Completed jobs whose "download ready" email never went out, completed in the last
+    day, with no failed attempt in the last 15 minutes (and none pending right now)."""
+    from django.db.models import Exists, OuterRef
+
+    from .models import JobEvent
+
+    recent_failure = JobEvent.objects.filter(
+        job=OuterRef("pk"),
+        kind=JobEvent.Kind.NOTE,
+        reason__startswith=EMAIL_FAILED_NOTE,
+        created_at__gt=now - EMAIL_RETRY_EVERY,
+    )
+    return (
+        PurchaseJob.objects.filter(
+            status=JobStatus.COMPLETED,
+            delivery_email_sent_at__isnull=True,
+            completed_at__gt=now - EMAIL_RETRY_FOR,
+            completed_at__lte=now - EMAIL_RETRY_EVERY,
+            file_deleted_at__isnull=True,
+            access_revoked_at__isnull=True,
+        )
+        .exclude(email="")
+        .exclude(result_path="")
+        .exclude(Exists(recent_failure))
+    )
+
+
+def retry_ready_email(job_id, now) -> bool:
+    """Sweeper: send the download email again. Only the token's hash is stored, so a new
+    token replaces the one nobody received; its expiry and download count are kept."""
+    with transaction.atomic():
+        job = unsent_ready_emails(now).select_for_update().filter(pk=job_id).first()
+        if job is None:
+            return False
+        token, digest = new_token()
+        job = update_job(job, token_hash=digest)
+        record_note(job, "retrying the download email with a new link")
+        transaction.on_commit(lambda: _send_ready(job.pk, token), robust=True)
+    return True
 
 
 # Originals for the upscaler --------------------------------------------------------------
@@ -178,20 +256,29 @@ def error_response(status: int, code: str, message: str) -> JsonResponse:
     return response
 
 
-def refusal(job: PurchaseJob) -> JsonResponse | None:
-    """Why this job's file cannot be downloaded now, as a response, or None."""
+def refusal(job: PurchaseJob, request=None) -> JsonResponse | None:
+    """Why this job's file cannot be downloaded now, as a response, or None.
+
+    With the ``request``, a used-up download limit still lets the same client resume (a
+    ranged request, see ``serve``), which ``serve`` then does not count."""
+    # Gone for good (410) is checked before "not ready" (425): an order that was delivered,
+    # refunded, and then needs attention (say the refund failed) must not look pending.
     status = job.status
-    if status in {JobStatus.PAID, JobStatus.PROCESSING, JobStatus.NEEDS_ATTENTION}:
-        return error_response(425, "not_ready", _("Your image is not ready yet."))
     if status == JobStatus.REFUNDED or job.access_revoked_at:
         return error_response(410, "revoked", _("This download is no longer available."))
-    if status != JobStatus.COMPLETED or not job.result_path:
-        return error_response(404, "not_found", _("Not found."))
     if job.file_deleted_at:
         return error_response(410, "expired", _("This download link has expired."))
     if job.token_expires_at and job.token_expires_at <= timezone.now():
         return error_response(410, "expired", _("This download link has expired."))
-    if job.download_limit is not None and job.download_count >= job.download_limit:
+    if status in {JobStatus.PAID, JobStatus.PROCESSING, JobStatus.NEEDS_ATTENTION}:
+        return error_response(425, "not_ready", _("Your image is not ready yet."))
+    if status != JobStatus.COMPLETED or not job.result_path:
+        return error_response(404, "not_found", _("Not found."))
+    if (
+        job.download_limit is not None
+        and job.download_count >= job.download_limit
+        and not _may_resume(request, job)
+    ):
         return error_response(410, "limit_reached", _("This file has been downloaded too many times."))
     return None
 
@@ -231,6 +318,24 @@ def _count_download(job: PurchaseJob) -> bool:
     )
 
 
+def _downloaded_recently(job: PurchaseJob, ip_hash: str) -> bool:
+    """Whether this client has a download of this job within ``RESUME_WINDOW``.
+
+    Every logged download was either counted or itself a resume of a counted one, so any
+    recent one will do (a ``DownloadEvent`` does not record whether it was counted).
+    """
+    if not ip_hash:
+        return False
+    since = timezone.now() - RESUME_WINDOW
+    return DownloadEvent.objects.filter(job=job, ip_hash=ip_hash, created_at__gte=since).exists()
+
+
+def _may_resume(request, job: PurchaseJob) -> bool:
+    if request is None or request.method != "GET" or not request.headers.get("Range", "").startswith("bytes="):
+        return False
+    return _downloaded_recently(job, hash_ip(client_ip(request)))
+
+
 def _ranged_body(handle, start: int, length: int):
     try:
         handle.seek(start)
@@ -248,14 +353,15 @@ def _ranged_body(handle, start: int, length: int):
 def download_filename(job: PurchaseJob) -> str:
     suffix = Path(job.result_path).suffix.lower() or ".bin"
     stem = slugify(job.image_title or "")[:80] or f"image-{job.image_ref}"
-    return f"{stem}-{job.resolution}-{job.output_width}x{job.output_height}{suffix}"
+    return f"{stem}-{resolution_slug(job)}-{job.output_width}x{job.output_height}{suffix}"
 
 
 def serve(request, job: PurchaseJob) -> HttpResponse:
     """Answer a download request for a job that passed ``refusal()``.
 
-    A request for a range that does not start at byte 0 resumes a download already
-    counted, so it is logged but does not use up the download limit.
+    A ranged request is a resume, logged but not counted, only when the same client
+    (hashed IP) already downloaded this job within ``RESUME_WINDOW``; otherwise it counts
+    like a full download, so repeating ``Range: bytes=1-`` cannot bypass the limit.
     """
     storage = private_storage()
     name = job.result_path
@@ -273,12 +379,11 @@ def serve(request, job: PurchaseJob) -> HttpResponse:
         response["Content-Range"] = f"bytes */{size}"
         return response
     if not head:
-        resuming = byte_range is not None and byte_range[0] > 0
+        ip_hash = hash_ip(client_ip(request))
+        resuming = byte_range is not None and _downloaded_recently(job, ip_hash)
         if not resuming and not _count_download(job):
             return error_response(410, "limit_reached", _("This file has been downloaded too many times."))
-        DownloadEvent.objects.create(
-            job=job, ip_hash=hash_ip(client_ip(request)), ranged=byte_range is not None
-        )
+        DownloadEvent.objects.create(job=job, ip_hash=ip_hash, ranged=byte_range is not None)
 
     mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
     if mode in {"x-accel-redirect", "x-sendfile"} and not head:

@@ -20,7 +20,7 @@ def download(request, token: str) -> HttpResponse:
     job = delivery.job_for_token(token)
     if job is None:
         return delivery.error_response(404, "not_found", _("Not found."))
-    return delivery.refusal(job) or delivery.serve(request, job)
+    return delivery.refusal(job, request) or delivery.serve(request, job)
 
 
 @require_safe
@@ -30,14 +30,20 @@ def order_download(request, job_id) -> HttpResponse:
     job = PurchaseJob.objects.filter(pk=job_id).select_related("site").first()
     if job is None or not job.check_access_key(request.GET.get("key")):
         return delivery.error_response(404, "not_found", _("Not found."))
-    return delivery.refusal(job) or delivery.serve(request, job)
+    return delivery.refusal(job, request) or delivery.serve(request, job)
 
 
 @require_safe
-@rate_limit("download")
 def original(request, signed: str) -> HttpResponse:
     """The original image of a job being processed, for an upscaler that cannot reach the
-    image storage. Signed and short-lived; 404 once expired or the job has moved on."""
+    image storage. Signed and short-lived; 404 once expired or the job has moved on.
+
+    Deliberately not under the per-client ``download`` rate limit: the client is the
+    upscaler, which fetches every shop's originals from a few addresses and would get 429
+    under load, failing paid orders. The signature (``SECRET_KEY``, 6 hours, only while
+    the job is paid or processing) is what guards this route; a forged or stale URL is a
+    404 after one signature check, without touching the database.
+    """
     job = delivery.job_for_original(signed)
     if job is None:
         return delivery.error_response(404, "not_found", _("Not found."))

@@ -48,6 +48,7 @@ from .upscalers import (
     RetryableUpscalerError,
     get_upscaler,
 )
+from .upscalers.base import pixel_limit
 from .workflow import TransitionNotAllowed, locked_job, record_note, transition, update_job
 
 logger = logging.getLogger(__name__)
@@ -258,13 +259,18 @@ def _start(job: PurchaseJob) -> None:
 
 
 def _continue(job: PurchaseJob) -> None:
+    # The deadline comes first, whatever else happens: a job whose polling or delivery
+    # keeps breaking must still reach an admin instead of being re-enqueued forever.
+    now = timezone.now()
+    if now >= job_deadline(job):
+        if job.upscaler_job_id:
+            _needs_attention(job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}")
+        else:
+            _needs_attention(job, "the deadline passed before the upscaler accepted the job")
+        return
     upscaler = get_upscaler()
     if job.upscaler_job_id and not upscaler.synchronous:
         _poll(job, upscaler)
-        return
-    now = timezone.now()
-    if now >= job_deadline(job):
-        _needs_attention(job, "the deadline passed before the upscaler accepted the job")
         return
     # Submitted nowhere yet: a crashed worker, or a retry waiting for its backoff.
     with locked_job(job) as current:
@@ -299,6 +305,8 @@ def _run(job: PurchaseJob, upscaler) -> None:
     if upscaler.synchronous:
         try:
             _validate_and_deliver(job, path)
+        except Exception as exc:
+            _unexpected_failure(job, "delivering the result", exc)
         finally:
             path.unlink(missing_ok=True)
         return
@@ -324,6 +332,9 @@ def _run(job: PurchaseJob, upscaler) -> None:
 
 def _poll(job: PurchaseJob, upscaler) -> None:
     now = timezone.now()
+    if now >= job_deadline(job):
+        _needs_attention(job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}")
+        return
     try:
         status = upscaler.status(job.upscaler_job_id)
     except FinalUpscalerError as exc:
@@ -340,12 +351,18 @@ def _poll(job: PurchaseJob, upscaler) -> None:
                 next_attempt_at=now + timedelta(seconds=poll_interval(job, now)),
             )
         return
+    except Exception as exc:  # a bug, or an answer the client did not expect
+        _unexpected_failure(job, "checking the upscaler's status", exc)
+        return
     fields = {"last_polled_at": now, "upscaler_status": status.status}
     if status.credits is not None:
         fields["upscaler_credits"] = status.credits
     job = update_job(job, **fields)
     if status.status == SUCCESS:
-        _fetch_and_deliver(job, status.image_url)
+        try:
+            _fetch_and_deliver(job, status.image_url)
+        except Exception as exc:  # storage down, a malformed URL, a bug
+            _unexpected_failure(job, "fetching and delivering the result", exc)
     elif status.status == FAILED:
         _fail(job, REASON_UPSCALE_FAILED, f"upscaler_failed: {status.error}")
     elif now >= job_deadline(job):
@@ -439,6 +456,21 @@ def _retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
     record_note(job, f"attempt {attempts} failed ({error[:200]}); retrying in {int(delay)} s")
 
 
+def _unexpected_failure(job: PurchaseJob, step: str, exc: Exception) -> None:
+    """An exception no upscaler contract covers (a bug, a full disk, storage down, an answer
+    the client did not expect): logged with its traceback, then counted like a retryable
+    error so that it ends with ``needs_attention`` and an admin alert, never in a loop."""
+    logger.exception("job %s: %s failed unexpectedly", job.pk, step)
+    current = PurchaseJob.objects.filter(pk=job.pk).first()
+    if current is None or current.status != S.PROCESSING:
+        return
+    error = f"{step}: {exc.__class__.__name__}: {exc}"
+    if timezone.now() >= job_deadline(current):
+        _needs_attention(current, f"deadline passed; {error}")
+    else:
+        _retry_later(current, error, on_exhausted="attention")
+
+
 def _fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> None:
     """``failed``, then refund after commit (refund_job emails the customer)."""
     try:
@@ -497,7 +529,11 @@ def refund_failed(job_id, reason: str) -> None:
 def check_result_url(url: str) -> None:
     """Refuse anything but https from public addresses (unless ALLOW_PRIVATE_URLS)."""
     allow_private = smi_settings.ALLOW_PRIVATE_URLS
-    parts = urlsplit(url or "")
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port  # ValueError on a port that is not a number or out of range
+    except ValueError as exc:
+        raise ResultRejected(f"result URL is malformed ({exc})")
     allowed_schemes = {"https", "http"} if allow_private else {"https"}
     if parts.scheme not in allowed_schemes:
         raise ResultRejected(f"result URL scheme {parts.scheme or '?'!r} is not allowed")
@@ -506,9 +542,11 @@ def check_result_url(url: str) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise RetryableUpscalerError(f"cannot resolve the result host: {exc}")
+    except UnicodeError as exc:  # a host name IDNA cannot encode
+        raise ResultRejected(f"result URL has an invalid host name ({exc.__class__.__name__})")
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if not address.is_global or address.is_multicast:
@@ -570,9 +608,12 @@ def validate_result(path: Path, job: PurchaseJob) -> Path:
     image would need gigabytes of memory in the worker.
     """
     expected = (job.output_width, job.output_height)
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, expected[0] * expected[1])
     try:
-        with Image.open(path) as image:
+        # Pillow's bomb guard is lifted to the ordered size only while the header is read
+        # (Image.open is where it is checked), then restored for everyone else.
+        with pixel_limit(expected[0] * expected[1]):
+            image = Image.open(path)
+        with image:
             fmt, size = image.format, image.size
             image.verify()
     except Exception as exc:
@@ -594,7 +635,8 @@ def validate_result(path: Path, job: PurchaseJob) -> Path:
 
 def sweep() -> dict[str, int]:
     """Every minute: restart paid jobs whose task was lost, poll/resume processing jobs
-    that are due (this also enforces deadlines), and retry refunds that did not happen."""
+    that are due (this also enforces deadlines), retry refunds that did not happen and
+    "download ready" emails that could not be sent."""
     from .tasks import enqueue_processing, enqueue_refund
 
     now = timezone.now()
@@ -613,7 +655,10 @@ def sweep() -> dict[str, int]:
     for job_id in stuck.values_list("pk", flat=True)[:100]:
         enqueue_refund(job_id, _failure_reason(job_id))
         refunds += 1
-    return {"started": started, "polled": polled, "refunds": refunds}
+    emails_retried = 0
+    for job_id in delivery.unsent_ready_emails(now).values_list("pk", flat=True)[:50]:
+        emails_retried += delivery.retry_ready_email(job_id, now)
+    return {"started": started, "polled": polled, "refunds": refunds, "emails_retried": emails_retried}
 
 
 def _failure_reason(job_id) -> str:
@@ -629,22 +674,46 @@ def _failure_reason(job_id) -> str:
     return code
 
 
+def _deletable_files(now):
+    """Jobs whose delivered file can no longer be downloaded."""
+    from django.db.models import Q
+
+    return (
+        PurchaseJob.objects.filter(file_deleted_at__isnull=True)
+        .exclude(result_path="")
+        .filter(Q(token_expires_at__lt=now) | Q(status=S.REFUNDED) | Q(access_revoked_at__isnull=False))
+    )
+
+
+def delete_expired_file(job_id, name: str, now) -> bool:
+    """Delete one job's file if it is still the one cleanup saw and still not downloadable.
+
+    An admin may have resent the link (new expiry) or redelivered (new file) since cleanup
+    listed the job: the row is locked and the same conditions, plus the same file name,
+    are checked again; the file itself is deleted only once that has committed.
+    """
+    with transaction.atomic():
+        job = (
+            _deletable_files(now)
+            .select_for_update()
+            .filter(pk=job_id, result_path=name)
+            .only("pk")
+            .first()
+        )
+        if job is None:
+            return False
+        PurchaseJob.objects.filter(pk=job_id).update(file_deleted_at=now, updated_at=now)
+        transaction.on_commit(lambda: delivery.delete_stored_file(name), robust=True)
+    return True
+
+
 def cleanup() -> dict[str, int]:
     """Daily: delete delivered files that can no longer be downloaded (the job row stays),
     abandon checkouts unpaid for ABANDON_AFTER_HOURS, remove stale temporary files."""
-    from django.db.models import Q
-
     now = timezone.now()
     deleted = 0
-    gone = PurchaseJob.objects.filter(file_deleted_at__isnull=True).exclude(result_path="").filter(
-        Q(token_expires_at__lt=now) | Q(status=S.REFUNDED) | Q(access_revoked_at__isnull=False)
-    )
-    for job_id, name in gone.values_list("pk", "result_path"):
-        delivery.delete_stored_file(name)
-        PurchaseJob.objects.filter(pk=job_id, file_deleted_at__isnull=True).update(
-            file_deleted_at=now, updated_at=now
-        )
-        deleted += 1
+    for job_id, name in _deletable_files(now).values_list("pk", "result_path"):
+        deleted += delete_expired_file(job_id, name, now)
     abandoned = 0
     cutoff = now - timedelta(hours=smi_settings.ABANDON_AFTER_HOURS)
     for job_id in PurchaseJob.objects.filter(

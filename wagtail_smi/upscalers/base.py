@@ -7,10 +7,15 @@ Errors are split so the pipeline knows whether trying again can help.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 # Statuses reported by ``status()`` (Upsampler's own names, SPEC §6).
 IN_QUEUE = "IN_QUEUE"
@@ -80,3 +85,27 @@ class BaseUpscaler:
     def upscale(self, job, destination: Path) -> Path:
         """Synchronous backends: write the upscaled image under ``destination`` (a folder)."""
         raise NotImplementedError
+
+
+_PIXEL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def pixel_limit(pixels: int) -> Iterator[None]:
+    """Raise Pillow's decompression-bomb limit to ``pixels`` for the enclosed block only.
+
+    ``Image.MAX_IMAGE_PIXELS`` is a process-wide global that also guards Wagtail's own
+    uploads (an admin redeliver runs in the web process), so it is restored on exit. Pillow
+    checks it in ``Image.open`` (the header), so keep the block to that call: other threads
+    see the raised limit only for that long. Our own callers are serialised by a lock so
+    two overlapping blocks cannot restore each other's value; a limit of ``None`` (the
+    guard turned off by the project) or one already high enough is left alone.
+    """
+    with _PIXEL_LIMIT_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        if previous is not None and pixels > previous:
+            Image.MAX_IMAGE_PIXELS = pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous

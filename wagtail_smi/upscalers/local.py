@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .base import BaseUpscaler, FinalUpscalerError
+from .base import BaseUpscaler, FinalUpscalerError, pixel_limit
 
 # Formats we write back unchanged; anything else becomes PNG (lossless).
 _KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -40,12 +40,14 @@ class LocalUpscaler(BaseUpscaler):
                 f"output {width}×{height} is over the site's largest output",
                 code="output_too_large",
             )
-        # Decoding the original is bounded by the image library's own limits; the output is
-        # bounded by the check above, so lift Pillow's bomb guard only as far as needed.
-        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, width * height)
-        with image.open_file() as f, Image.open(f) as original:
-            fmt = original.format or "PNG"
-            source = original.convert("RGBA" if original.mode in {"RGBA", "LA", "P"} else "RGB")
+        # The original is smaller than the output, which the check above bounds: lift
+        # Pillow's bomb guard that far, only while the header is read (see pixel_limit).
+        with image.open_file() as f:
+            with pixel_limit(width * height):
+                original = Image.open(f)
+            with original:
+                fmt = original.format or "PNG"
+                source = original.convert("RGBA" if original.mode in {"RGBA", "LA", "P"} else "RGB")
         suffix = _KEEP_FORMATS.get(fmt, ".png")
         if suffix == ".jpg" and source.mode == "RGBA":
             suffix = ".png"

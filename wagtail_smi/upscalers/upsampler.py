@@ -103,8 +103,10 @@ class UpsamplerUpscaler(BaseUpscaler):
         if code in _FINAL_STATUSES or 400 <= code < 500:
             detail = ""
             try:
-                detail = str(response.json().get("error") or "")[:200]
-            except ValueError:
+                body = response.json()
+                if isinstance(body, dict):  # a list or a string has no "error" to show
+                    detail = str(body.get("error") or "")[:200]
+            except (ValueError, AttributeError):
                 pass
             raise FinalUpscalerError(
                 f"Upsampler answered HTTP {code} {detail}".strip(),
