@@ -97,6 +97,23 @@ def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
     assert fresh.status == "awaiting_payment"
 
 
+def test_cleanup_leaves_a_payment_that_is_still_clearing_alone(make_job):
+    from wagtail_smi.payments import mark_payment_failed
+
+    clearing = make_job("awaiting_payment", payment_intent_id="pi_sepa_debit")
+    failed = make_job("awaiting_payment", payment_intent_id="pi_failed")
+    mark_payment_failed(failed.pk, reason="async payment failed")
+    a_day_ago = timezone.now() - timedelta(hours=25)
+    PurchaseJob.objects.filter(pk__in=[clearing.pk, failed.pk]).update(created_at=a_day_ago)
+
+    assert processing.cleanup()["abandoned"] == 1
+
+    clearing.refresh_from_db()
+    failed.refresh_from_db()
+    assert clearing.status == "awaiting_payment"  # the money may still arrive
+    assert failed.status == "abandoned"  # nothing is on its way any more
+
+
 def test_cleanup_removes_stale_temporary_files_only(db):
     stale = processing.temp_dir() / "result-stale.part"
     recent = processing.temp_dir() / "result-recent.part"

@@ -559,3 +559,12 @@ def test_the_stripe_webhook_answers_without_the_trailing_slash(client):
     response = client.post("/smi-webhook/stripe", b"{}", content_type="application/json")
     assert response.status_code not in (301, 302, 404)
     assert response["Content-Type"].startswith("application/json")
+
+
+def test_a_failed_payment_tells_the_buyer_they_were_not_charged(client, make_job):
+    from wagtail_smi.payments import mark_payment_failed
+
+    job = make_job("awaiting_payment", payment_intent_id="pi_x")
+    mark_payment_failed(job.pk, reason="async payment failed")
+    data = client.get(f"/smi/v1/job-status/{job.pk}?key={job.access_key}").json()
+    assert "did not go through" in data["message"]

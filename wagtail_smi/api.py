@@ -209,6 +209,11 @@ def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
             "Your payment is on its way; some payment methods take a few days. We start "
             "upscaling as soon as it arrives. No need to pay again."
         )
+    if status == JobStatus.AWAITING_PAYMENT and job.last_error:
+        return "awaiting_payment", 0, _(
+            "Your payment did not go through, and you have not been charged. You can try "
+            "again from the image."
+        )
     if status == JobStatus.AWAITING_PAYMENT:
         return "awaiting_payment", 0, _("Waiting for your payment to be confirmed.")
     if status == JobStatus.ABANDONED:

@@ -716,8 +716,10 @@ def cleanup() -> dict[str, int]:
         deleted += delete_expired_file(job_id, name, now)
     abandoned = 0
     cutoff = now - timedelta(hours=smi_settings.ABANDON_AFTER_HOURS)
+    # A payment already on its way (a bank debit still clearing) is not abandoned: the
+    # buyer would be told to start again and could end up paying twice.
     for job_id in PurchaseJob.objects.filter(
-        status=S.AWAITING_PAYMENT, created_at__lt=cutoff
+        status=S.AWAITING_PAYMENT, created_at__lt=cutoff, payment_intent_id=""
     ).values_list("pk", flat=True):
         try:
             transition(

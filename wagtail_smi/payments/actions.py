@@ -76,8 +76,11 @@ def mark_payment_failed(job_id, *, reason: str, message: str = ""):
             logger.info("job %s: payment failure reported while %s; ignored", current.pk, current.status)
             return None
         current.last_error = message or _("The payment failed.")
-        current.save(update_fields=["last_error", "updated_at"])
-        record_note(current, reason)
+        pending = current.payment_intent_id
+        # Nothing is on its way any more: cleanup may abandon the checkout in due course.
+        current.payment_intent_id = ""
+        current.save(update_fields=["last_error", "payment_intent_id", "updated_at"])
+        record_note(current, f"{reason} ({pending})" if pending else reason)
         transaction.on_commit(lambda: emails.send_payment_failed(current), robust=True)
     return current
 
