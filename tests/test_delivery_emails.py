@@ -71,7 +71,7 @@ def test_refund_notice_without_a_known_reason_still_explains_the_refund(job):
     job.refund_reason = "requested_by_customer"
     job.refund_amount_cents = 50
     emails.send_refund_notice(job)
-    assert "0.50 USD" in mail.outbox[0].body
+    assert "$0.50" in mail.outbox[0].body
     assert "help@shop.example" in mail.outbox[0].body
 
 
@@ -96,3 +96,97 @@ def test_mailbox_lists_and_shows_emails_written_by_the_file_backend(client, job,
         assert shown.status_code == 200
         assert "/smi/download/" + "T" * 64 in shown.content.decode()
         assert client.get("/smi/demo-mailbox/", {"message": "../../etc/passwd:0"}).status_code == 404
+
+
+# Money, refund wording and alternatives in the refund email --------------------------------
+
+REFUND_TIMING = "It usually appears within 5–10 business days, depending on your bank."
+
+
+def offer(site, *resolutions, max_output_megapixels=400):
+    """The site's resolutions: ``(key, factor, enabled)`` triples."""
+    site_settings = SmiSiteSettings.for_site(site)
+    site_settings.max_output_megapixels = max_output_megapixels
+    site_settings.resolutions = [
+        ("resolution", {"key": key, "factor": factor, "label": f"Size {key}", "description": "", "enabled": on})
+        for key, factor, on in resolutions
+    ]
+    site_settings.save()
+
+
+def html_of(message) -> str:
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html"
+    return html
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "shown"), [("jpy", 50, "¥50"), ("usd", 576, "$5.76"), ("chf", 1200, "12.00 CHF")]
+)
+def test_money_in_emails_is_formatted_in_the_orders_currency(job, currency, amount, shown):
+    job.currency, job.amount_cents, job.refund_amount_cents = currency, amount, amount
+    job.refund_reason = "customer asked"
+    emails.send_refund_notice(job)
+    emails.send_payment_failed(job)
+    emails.send_admin_alert(job, "look")
+    for message in mail.outbox:
+        assert shown in message.body, message.subject
+        assert shown in html_of(message), message.subject
+        assert "0.50 JPY" not in message.body
+
+
+def test_a_partial_refund_shows_the_refunded_amount_not_the_price(job):
+    job.currency, job.amount_cents, job.refund_amount_cents = "jpy", 500, 120
+    job.refund_reason = "customer asked"
+    emails.send_refund_notice(job)
+    assert "¥120" in mail.outbox[0].body and "¥500" not in mail.outbox[0].body
+
+
+def test_refund_timing_is_the_same_honest_phrase_in_text_and_html(job):
+    job.refund_reason = "upscale_failed"
+    emails.send_refund_notice(job)
+    [message] = mail.outbox
+    assert REFUND_TIMING in message.body
+    assert REFUND_TIMING in html_of(message)
+    assert "5–10 days to appear" not in message.body
+
+
+def test_a_failed_order_suggests_only_resolutions_offered_and_possible_for_the_image(job, site):
+    # 1000 × 1000 px: 2x is 4 MP, 8x would be 64 MP (over the 20 MP limit), 3x is switched off.
+    offer(site, ("2x", 2, True), ("3x", 3, False), ("4x", 4, True), ("8x", 8, True), max_output_megapixels=20)
+    job.resolution, job.refund_reason, job.cancel_url = "4x", "upscale_failed", "https://shop.example/gallery/"
+    emails.send_refund_notice(job)
+    [message] = mail.outbox
+    for text in (message.body, html_of(message)):
+        assert "another resolution" in text
+        assert "Size 2x (2x), 2000 × 2000 px" in text
+        assert "Size 3x" not in text and "Size 8x" not in text and "Size 4x" not in text
+        assert "https://shop.example/gallery/" in text
+    assert "could not process your image" in message.body
+
+
+@pytest.mark.parametrize("reason", ["result_invalid", "result_unavailable", "upscale_failed: upscaler_failed: boom"])
+def test_every_processing_failure_reason_suggests_alternatives(job, site, reason):
+    offer(site, ("4x", 4, True), ("8x", 8, True))
+    job.refund_reason = reason
+    emails.send_refund_notice(job)
+    assert "Size 8x (8x), 8000 × 8000 px" in mail.outbox[0].body
+
+
+@pytest.mark.parametrize("reason", ["customer asked", "Refunded from the Stripe dashboard", ""])
+def test_a_refund_the_order_did_not_cause_suggests_nothing_else(job, site, reason):
+    offer(site, ("4x", 4, True), ("8x", 8, True))
+    job.refund_reason = reason
+    emails.send_refund_notice(job)
+    [message] = mail.outbox
+    for text in (message.body, html_of(message)):
+        assert "another resolution" not in text
+        assert "8x" not in text
+        assert "has been refunded" in text
+
+
+def test_no_alternatives_when_nothing_else_fits_the_image(job, site):
+    offer(site, ("4x", 4, True), ("8x", 8, True), max_output_megapixels=20)
+    job.refund_reason = "result_invalid"
+    emails.send_refund_notice(job)
+    assert "another resolution" not in mail.outbox[0].body

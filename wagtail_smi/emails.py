@@ -19,11 +19,13 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from .conf import smi_settings
+from .pricing import format_price, quote_all
 from .utils import absolute_url
 
 logger = logging.getLogger(__name__)
 
-# What the customer is told for each automatic refund reason (processing.REASON_*).
+# What the customer is told for each automatic refund reason (processing.REASON_*). Only
+# these refunds (the order failed, not the customer's choice) suggest other resolutions.
 REFUND_EXPLANATIONS = {
     "upscale_failed": _("The upscaling service could not process your image."),
     "result_invalid": _("The upscaled image we received did not pass our quality checks."),
@@ -62,7 +64,7 @@ def _base_context(job) -> dict:
         "site_name": _site_name(job),
         "support_email": _support_email(job),
         "order_url": _order_url(job),
-        "amount": f"{job.amount_cents / 100:.2f} {job.currency.upper()}",
+        "amount": format_price(job.amount_cents, job.currency),
     }
 
 
@@ -106,13 +108,19 @@ def send_download_ready(job, token: str) -> bool:
     return _send("download_ready", context, [job.email], language=job.locale)
 
 
+def _refund_reason_code(job) -> str:
+    return (job.refund_reason or "").split(":", 1)[0].strip()
+
+
 def send_refund_notice(job) -> bool:
-    reason = (job.refund_reason or "").split(":", 1)[0].strip()
     refunded = job.refund_amount_cents or job.amount_cents
+    alternatives = _alternatives(job)
     context = _base_context(job) | {
-        "explanation": REFUND_EXPLANATIONS.get(reason, ""),
-        "refund_amount": f"{refunded / 100:.2f} {job.currency.upper()}",
-        "alternatives": _alternatives(job),
+        "explanation": REFUND_EXPLANATIONS.get(_refund_reason_code(job), ""),
+        "refund_amount": format_price(refunded, job.currency),
+        "alternatives": alternatives,
+        # The page the image was bought from (set by the checkout), to order another size.
+        "shop_url": job.cancel_url if alternatives else "",
     }
     return _send("refund_notice", context, [job.email], language=job.locale)
 
@@ -152,13 +160,16 @@ def _admin_order_url(job) -> str:
         return absolute_url("/admin/")
 
 
-def _alternatives(job) -> list[str]:
-    """Other resolutions of the same image the customer could try instead."""
-    site_settings = _site_settings(job)
-    if not site_settings:
+def _alternatives(job) -> list:
+    """Other resolutions of the same image the customer could buy instead (pricing quotes).
+
+    Only when processing failed (a refund the customer did not ask for), and only those the
+    site offers now and can produce for this image's size.
+    """
+    if _refund_reason_code(job) not in REFUND_EXPLANATIONS:
         return []
-    return [
-        f"{option.label} ({option.key})"
-        for option in site_settings.resolution_options()
-        if option.enabled and option.key != job.resolution
-    ]
+    site_settings = _site_settings(job)
+    if not site_settings or not job.original_width or not job.original_height:
+        return []
+    quotes = quote_all(job.original_width, job.original_height, site_settings.pricing_rules())
+    return [quote for quote in quotes.values() if quote.available and quote.key != job.resolution]
