@@ -145,6 +145,7 @@ class TestSignature:
         response = deliver(client, payload, forged)
 
         assert response.status_code == 400
+        assert response.json() == {"error": "bad_signature", "message": "The Stripe-Signature header is wrong or too old."}
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
         assert ProcessedWebhookEvent.objects.count() == 0
         assert enqueued == []
@@ -160,13 +161,36 @@ class TestSignature:
         _, payload, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
         stale = fake_stripe.sign(payload, timestamp=int(time.time()) - 301)
 
-        assert deliver(client, payload, stale).status_code == 400
+        response = deliver(client, payload, stale)
+        assert response.status_code == 400
+        assert response.json()["error"] == "bad_signature"
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
-    @pytest.mark.parametrize("header", [None, "", "garbage", "t=abc,v1=00"])
-    def test_missing_or_malformed_signature_is_refused(self, client, fake_stripe, stripe_job, header):
+    @pytest.mark.parametrize(
+        ("header", "code"),
+        [(None, "missing_signature"), ("", "missing_signature"), ("garbage", "bad_signature"),
+         ("t=abc,v1=00", "bad_signature")],
+    )
+    def test_missing_or_malformed_signature_is_refused(self, client, fake_stripe, stripe_job, header, code):
         _, payload, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
-        assert deliver(client, payload, header).status_code == 400
+        response = deliver(client, payload, header)
+        assert response.status_code == 400
+        assert response.json()["error"] == code and response.json()["message"]
+        assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
+
+    @pytest.mark.parametrize("header", [None, ""])
+    def test_an_unsigned_request_is_a_400_even_without_a_webhook_secret(
+        self, client, settings, fake_stripe, stripe_job, header, caplog
+    ):
+        _, payload, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
+        settings.WAGTAIL_SMI = {
+            **settings.WAGTAIL_SMI,
+            "STRIPE": {**settings.WAGTAIL_SMI["STRIPE"], "WEBHOOK_SECRET": ""},
+        }
+        response = deliver(client, payload, header)
+        assert response.status_code == 400
+        assert response.json() == {"error": "missing_signature", "message": "The Stripe-Signature header is missing."}
+        assert "WEBHOOK_SECRET" not in caplog.text
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
     def test_no_webhook_secret_configured_is_a_logged_server_error(
@@ -179,6 +203,9 @@ class TestSignature:
         }
         response = deliver(client, payload, signature)
         assert response.status_code == 500
+        assert response.json() == {
+            "error": "not_configured", "message": "The Stripe webhook is not configured on this site."
+        }
         assert "WEBHOOK_SECRET" in caplog.text
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
@@ -189,7 +216,9 @@ class TestSignature:
         }
         _, payload, signature = fake_stripe.complete_session(stripe_job.checkout_session_id)
         assert len(payload) > 512
-        assert deliver(client, payload, signature).status_code == 413
+        response = deliver(client, payload, signature)
+        assert response.status_code == 413
+        assert response.json() == {"error": "too_large", "message": "The request body is too large."}
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
     def test_get_is_not_allowed(self, client, stripe_settings):
@@ -312,6 +341,7 @@ class TestDashboardRefunds:
 
         first = deliver(client, payload, signature)
         assert first.status_code == 409  # Stripe retries non-2xx answers
+        assert first.json()["error"] == "retry_later"
         assert ProcessedWebhookEvent.objects.count() == 0
 
         with django_capture_on_commit_callbacks(execute=True):

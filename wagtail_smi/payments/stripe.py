@@ -201,41 +201,49 @@ class StripeProvider(PaymentProvider):
     # Webhooks ---------------------------------------------------------------------
 
     def handle_webhook(self, request) -> HttpResponse:
+        # An unsigned request is not from Stripe: refuse it before anything else, so a
+        # missing secret (our problem) is not reported to whoever is probing the URL.
+        signature = request.META.get("HTTP_STRIPE_SIGNATURE", "")
+        if not signature:
+            return _error("missing_signature", _("The Stripe-Signature header is missing."), 400)
         conf = _stripe_settings()
         secret = conf.get("WEBHOOK_SECRET")
         if not secret:
             logger.error(
-                "Stripe webhook received but WAGTAIL_SMI['STRIPE']['WEBHOOK_SECRET'] "
-                "(SMI_STRIPE_WEBHOOK_SECRET) is not set: event not processed"
+                "Signed Stripe webhook received but WAGTAIL_SMI['STRIPE']['WEBHOOK_SECRET'] "
+                "(SMI_STRIPE_WEBHOOK_SECRET) is not set: event not processed; Stripe will retry"
             )
-            return _answer("not_configured", 500)
+            return _error("not_configured", _("The Stripe webhook is not configured on this site."), 500)
         limit = int(conf.get("WEBHOOK_MAX_BYTES") or 512 * 1024)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return _answer("bad_request", 400)
+            return _error("bad_request", _("The Content-Length header is not a number."), 400)
         if declared > limit:
-            return _answer("too_large", 413)
+            return _error("too_large", _("The request body is too large."), 413)
         payload = request.body
         if len(payload) > limit:
-            return _answer("too_large", 413)
-        signature = request.META.get("HTTP_STRIPE_SIGNATURE", "")
-        if not signature:
-            return _answer("missing_signature", 400)
+            return _error("too_large", _("The request body is too large."), 413)
         try:
             event = stripe_lib.Webhook.construct_event(
                 payload, signature, secret, tolerance=SIGNATURE_TOLERANCE
             ).to_dict()
         except stripe_lib.SignatureVerificationError:
             logger.warning("Stripe webhook with a bad or stale signature refused")
-            return _answer("bad_signature", 400)
+            return _error("bad_signature", _("The Stripe-Signature header is wrong or too old."), 400)
         except ValueError:
-            return _answer("bad_payload", 400)
+            return _error("bad_payload", _("The request body is not a Stripe event."), 400)
         return apply_event(event)
 
 
 def _answer(status_text: str, status: int = 200) -> JsonResponse:
+    """A handled event: ``{"status": outcome}``."""
     return JsonResponse({"status": status_text}, status=status)
+
+
+def _error(code: str, message: str, status: int) -> JsonResponse:
+    """A refused request, in the shape of every error the package answers (SPEC §4)."""
+    return JsonResponse({"error": code, "message": str(message)}, status=status)
 
 
 # Events -------------------------------------------------------------------------------
@@ -400,6 +408,8 @@ def apply_event(event: dict[str, Any]) -> HttpResponse:
     except actions.NotPaidYet:
         # Out of order (a refund before the payment): Stripe redelivers later.
         logger.warning("Stripe %s for job %s before its payment; asking for redelivery", event_type, job.pk)
-        return _answer("retry_later", 409)
+        return _error(
+            "retry_later", _("This event arrived before the payment it refers to; send it again later."), 409
+        )
     logger.info("Stripe %s %s for job %s: %s", event_type, event_id, job.pk, outcome)
     return _answer(outcome)
