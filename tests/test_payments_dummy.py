@@ -121,8 +121,8 @@ class TestPay:
     ):
         job = dummy_job()
         with django_capture_on_commit_callbacks(execute=True):
-            client.post(page_url(job), {"action": "pay"})
-            second = client.post(page_url(job), {"action": "pay"})
+            client.post(page_url(job), {"action": "pay", "email": "buyer@example.com"})
+            second = client.post(page_url(job), {"action": "pay", "email": "buyer@example.com"})
         assert second.status_code == 302
         assert second["Location"] == status_url(job)
         assert JobEvent.objects.filter(job=job, to_status="paid", kind="transition").count() == 1
@@ -134,6 +134,45 @@ class TestPay:
         assert response.status_code == 400
         assert response.context["error_field"] == "email"
         assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
+
+    @pytest.mark.parametrize("email", ["", "   "])
+    def test_paying_without_an_email_is_refused_when_the_order_has_none(
+        self, client, dummy_job, enqueued, email, django_capture_on_commit_callbacks
+    ):
+        job = dummy_job()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(page_url(job), {"action": "pay", "email": email})
+        assert response.status_code == 400
+        assert response.context["error_field"] == "email"
+        html = response.content.decode()
+        assert "Enter your email address: the download link is sent there." in html
+        assert 'aria-invalid="true"' in html and 'value="pay"' in html
+        job.refresh_from_db()
+        assert (job.status, job.email) == ("awaiting_payment", "")
+        assert enqueued == []
+
+    def test_the_email_field_is_required_on_the_page_but_not_for_decline_or_cancel(self, client, dummy_job):
+        html = client.get(page_url(dummy_job())).content.decode()
+        assert 'name="email"' in html and " required" in html
+        assert 'value="decline" formnovalidate' in html and 'value="cancel" formnovalidate' in html
+
+    def test_an_order_with_an_email_pays_without_asking_again(
+        self, client, dummy_job, enqueued, django_capture_on_commit_callbacks
+    ):
+        job = dummy_job(email="given@example.com")
+        assert 'name="email"' not in client.get(page_url(job)).content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(page_url(job), {"action": "pay"})
+        assert response.status_code == 302
+        job.refresh_from_db()
+        assert (job.status, job.email) == ("paid", "given@example.com")
+
+    def test_declining_needs_no_email(self, client, dummy_job, emails_sent, django_capture_on_commit_callbacks):
+        job = dummy_job()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(page_url(job), {"action": "decline"})
+        assert response.status_code == 200
+        assert "declined" in response.content.decode()
 
     def test_a_paid_job_redirects_to_its_status_page(self, client, dummy_job):
         from wagtail_smi.workflow import transition

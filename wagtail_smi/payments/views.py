@@ -71,10 +71,18 @@ def dummy_checkout(request, job_id):
             status = 400
         elif action == "cancel":
             return HttpResponseRedirect(_cancel_url(request, job))
-        elif email and not job.email and not _valid_email(email):
+        elif action == "pay" and not job.email and not email:
+            # Stripe always collects an email; without one the download link goes nowhere.
+            context.update(
+                message=_("Enter your email address: the download link is sent there."),
+                error_field="email",
+            )
+            status = 400
+        elif action == "pay" and not job.email and not _valid_email(email):
             context.update(message=_("Enter a valid email address."), error_field="email", email=email)
             status = 400
         elif action == "pay":
+            # mark_paid backfills the email only on a job that has none.
             mark_paid(
                 job.pk,
                 email=email,
