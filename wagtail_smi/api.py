@@ -231,7 +231,8 @@ def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
         return "ready", 100, _("Your image is ready to download.")
     if status == JobStatus.REFUNDED:
         return "refunded", 100, _(
-            "This order was refunded. The money goes back to your card within a few days."
+            "This order was refunded to your original payment method. It usually appears "
+            "within 5–10 business days, depending on your bank."
         )
     if status == JobStatus.FAILED:
         return "failed", 100, _(
