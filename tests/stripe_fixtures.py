@@ -10,11 +10,14 @@ import json
 import pytest
 
 from tests import stripe_server
+from wagtail_smi.models import PurchaseJob
+from wagtail_smi.payments import get_payment_provider
+from wagtail_smi.workflow import transition, update_job
 
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 API_KEY = "sk_test_wagtail_smi"
 
-__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "stripe_settings"]
+__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "paid_stripe_job", "stripe_settings"]
 
 
 @pytest.fixture
@@ -83,3 +86,24 @@ def deliver(client, payload: str, signature: str | None, **extra):
 
 def event_payload(event: dict) -> str:
     return json.dumps(event)
+
+
+@pytest.fixture
+def paid_stripe_job(client, fake_stripe, stripe_settings, make_job):
+    """A job paid through the local Stripe server (a real PaymentIntent and Charge)."""
+
+    def factory(status: str = "failed"):
+        job = make_job(factor=8, amount_cents=192)
+        session = get_payment_provider().create_checkout(
+            job, success_url="https://shop.example/ok", cancel_url="https://shop.example/"
+        )
+        update_job(job, checkout_session_id=session.session_id, payment_provider="stripe")
+        _, payload, signature = fake_stripe.complete_session(session.session_id)
+        assert deliver(client, payload, signature).status_code == 200
+        path = {"paid": [], "processing": ["processing"], "failed": ["processing", "failed"],
+                "completed": ["processing", "completed"]}[status]
+        for step in path:
+            transition(job, step, reason="test")
+        return PurchaseJob.objects.get(pk=job.pk)
+
+    return factory

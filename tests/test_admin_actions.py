@@ -160,20 +160,8 @@ def test_inspect_shows_the_event_log_with_the_acting_user(manager_client, sales_
     assert "Handled" in html
 
 
-def test_a_refused_refund_is_reported_as_such(manager_client, make_job, client, fake_stripe, stripe_settings):
-    from tests.stripe_fixtures import deliver
-    from wagtail_smi.payments import get_payment_provider
-    from wagtail_smi.workflow import transition, update_job
-
-    job = make_job(factor=8, amount_cents=192)
-    session = get_payment_provider().create_checkout(
-        job, success_url="https://shop.example/ok", cancel_url="https://shop.example/"
-    )
-    update_job(job, checkout_session_id=session.session_id, payment_provider="stripe")
-    _, payload, signature = fake_stripe.complete_session(session.session_id)
-    assert deliver(client, payload, signature).status_code == 200
-    transition(job, "processing")
-    transition(job, "completed")
+def test_a_refused_refund_is_reported_as_such(manager_client, paid_stripe_job, fake_stripe):
+    job = paid_stripe_job("completed")
     fake_stripe.refund_mode = "refuse"
 
     messages = post(manager_client, "refund", job, {"reason": "Customer asked"})

@@ -9,30 +9,8 @@ from tests.stripe_fixtures import deliver
 from wagtail_smi.models import JobEvent, PurchaseJob
 from wagtail_smi.payments import RefundNotPossible, get_payment_provider, refund_job
 from wagtail_smi.payments.actions import refund_idempotency_key
-from wagtail_smi.workflow import transition, update_job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def paid_stripe_job(client, fake_stripe, stripe_settings, make_job):
-    """A job paid through the local Stripe server (a real PaymentIntent and Charge)."""
-
-    def factory(status: str = "failed"):
-        job = make_job(factor=8, amount_cents=192)
-        session = get_payment_provider().create_checkout(
-            job, success_url="https://shop.example/ok", cancel_url="https://shop.example/"
-        )
-        update_job(job, checkout_session_id=session.session_id, payment_provider="stripe")
-        _, payload, signature = fake_stripe.complete_session(session.session_id)
-        assert deliver(client, payload, signature).status_code == 200
-        path = {"paid": [], "processing": ["processing"], "failed": ["processing", "failed"],
-                "completed": ["processing", "completed"]}[status]
-        for step in path:
-            transition(job, step, reason="test")
-        return PurchaseJob.objects.get(pk=job.pk)
-
-    return factory
 
 
 def refund_posts(fake_stripe):
