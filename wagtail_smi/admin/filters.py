@@ -79,20 +79,22 @@ class ReportFilterSet(WagtailFilterSet):
 PERIOD_CHOICES = [("day", _("Day")), ("week", _("Week")), ("month", _("Month"))]
 
 
+def read_by_the_view(queryset, name, value):
+    """For report options (period, grouping): shown as filters, applied by the view."""
+    return queryset
+
+
 class RevenueFilterSet(WagtailFilterSet):
     """Revenue is dated by payment: an order counts on the day its money arrived."""
 
     paid_at = django_filters.DateFromToRangeFilter(label=_("Paid"), widget=DateRangePickerWidget)
     period = django_filters.ChoiceFilter(
-        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method="keep"
+        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method=read_by_the_view
     )
 
     class Meta:
         model = PurchaseJob
         fields = ["paid_at", "period"]
-
-    def keep(self, queryset, name, value):
-        return queryset  # read by the view, not a filter
 
 
 GROUP_CHOICES = [("image", _("Image")), ("page", _("Page"))]
@@ -100,12 +102,9 @@ GROUP_CHOICES = [("image", _("Image")), ("page", _("Page"))]
 
 class ImagesPagesFilterSet(ReportFilterSet):
     group = django_filters.ChoiceFilter(
-        label=_("Per"), choices=GROUP_CHOICES, empty_label=None, method="keep"
+        label=_("Per"), choices=GROUP_CHOICES, empty_label=None, method=read_by_the_view
     )
 
     class Meta:
         model = PurchaseJob
         fields = ["created_at", "group"]
-
-    def keep(self, queryset, name, value):
-        return queryset

@@ -122,6 +122,10 @@ class SmiReportView(FormulaEscapingExportMixin, ReportView):
             return self.filters.form.cleaned_data.get(name) or default
         return default
 
+    def cleaned_choice(self, name, allowed, default):
+        value = self.cleaned_filter(name, default)
+        return value if value in allowed else default
+
     def filter_clicks(self, clicks):
         window = self.cleaned_filter("created_at")
         if window is not None:
@@ -166,8 +170,7 @@ class RevenueReportView(SmiReportView):
 
     @cached_property
     def period(self) -> str:
-        value = self.cleaned_filter("period", "day")
-        return value if value in ("day", "week", "month") else "day"
+        return self.cleaned_choice("period", ("day", "week", "month"), "day")
 
     @property
     def period_name(self) -> str:
@@ -327,8 +330,7 @@ class ImagesPagesReportView(SmiReportView):
 
     @cached_property
     def group(self) -> str:
-        value = self.cleaned_filter("group", "image")
-        return value if value in ("image", "page") else "image"
+        return self.cleaned_choice("group", ("image", "page"), "image")
 
     def get_valid_orderings(self):
         return [*self.SORT_KEYS, *(f"-{key}" for key in self.SORT_KEYS)]
