@@ -21,13 +21,7 @@ def test_two_workers_running_the_same_task_submit_once(make_job, make_image):
     job = make_job("paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
     with FakeUpsampler() as server:
         server.pending_polls = None
-        settings = {
-            "UPSCALER": {
-                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
-                "OPTIONS": {"API_KEY": "k", "API_BASE": server.api_base},
-            },
-            "ALLOW_PRIVATE_URLS": True,
-        }
+        settings = server.smi_settings()
         start = threading.Barrier(4)
         errors = []
 

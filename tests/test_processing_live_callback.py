@@ -22,15 +22,9 @@ def test_real_callback_over_http_completes_the_job(live_server, make_job, make_i
     with FakeUpsampler() as server:
         server.result_size = (80, 40)
         server.callbacks = True
-        settings = {
-            "UPSCALER": {
-                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
-                "OPTIONS": {"API_KEY": "k", "API_BASE": server.api_base},
-            },
-            "ALLOW_PRIVATE_URLS": True,
-            "PUBLIC_BASE_URL": live_server.url,
-            "RATE_LIMITS_ENABLED": False,
-        }
+        settings = server.smi_settings(
+            PUBLIC_BASE_URL=live_server.url, RATE_LIMITS_ENABLED=False
+        )
         with override_settings(WAGTAIL_SMI=settings):
             server.pending_polls = None  # upscaling takes a while...
             tasks.enqueue_processing(job.pk)

@@ -36,16 +36,10 @@ BASE = "http://testserver"
 @pytest.fixture
 def upsampler():
     with FakeUpsampler(api_key="k") as server:
-        settings = {
-            "UPSCALER": {
-                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
-                "OPTIONS": {"API_KEY": "k", "API_BASE": server.api_base, "TIMEOUT": 5},
-            },
-            "ALLOW_PRIVATE_URLS": True,
-            "ALLOW_DUMMY_PAYMENTS": True,
-            "PUBLIC_BASE_URL": BASE,
-            "RATE_LIMITS_ENABLED": False,
-        }
+        settings = server.smi_settings(
+            ALLOW_DUMMY_PAYMENTS=True, PUBLIC_BASE_URL=BASE, RATE_LIMITS_ENABLED=False
+        )
+        settings["UPSCALER"]["OPTIONS"]["TIMEOUT"] = 5
         with override_settings(WAGTAIL_SMI=settings, ADMINS=[("Ops", "ops@example.com")]):
             yield server
 

@@ -77,6 +77,17 @@ class FakeUpsampler:
     def api_base(self) -> str:
         return self.origin + API_PREFIX
 
+    def smi_settings(self, *, api_key: str = "k", **extra) -> dict:
+        """A WAGTAIL_SMI dict whose Upsampler backend talks to this server."""
+        return {
+            "UPSCALER": {
+                "CLASS": "wagtail_smi.upscalers.upsampler.UpsamplerUpscaler",
+                "OPTIONS": {"API_KEY": api_key, "API_BASE": self.api_base},
+            },
+            "ALLOW_PRIVATE_URLS": True,
+            **extra,
+        }
+
     # What happened -----------------------------------------------------------------------
 
     def calls(self, method: str, prefix: str) -> list:
