@@ -75,6 +75,8 @@ class PurchaseJob(models.Model):
 
     # Money: integer minor units and a lowercase ISO currency code.
     amount_cents = models.PositiveIntegerField(_("amount (minor units)"))
+    # A promotion code applied at checkout: the customer paid amount_cents - discount_cents.
+    discount_cents = models.PositiveIntegerField(_("discount (minor units)"), default=0)
     currency = models.CharField(_("currency"), max_length=3, default="usd")
     credits = models.PositiveIntegerField(_("estimated upscaler credits"), default=0)
     upscale_cost_cents = models.PositiveIntegerField(
@@ -85,6 +87,10 @@ class PurchaseJob(models.Model):
     email = models.EmailField(_("customer email"), blank=True, db_index=True)
     terms_accepted_at = models.DateTimeField(_("terms accepted at"), null=True, blank=True)
     locale = models.CharField(_("language"), max_length=16, blank=True)
+    # At most one "payment failed" email per order.
+    payment_failed_emailed_at = models.DateTimeField(
+        _("payment failure emailed"), null=True, blank=True
+    )
 
     # Payment provider.
     payment_provider = models.CharField(_("payment provider"), max_length=32, blank=True)
@@ -106,6 +112,11 @@ class PurchaseJob(models.Model):
         _("upscaler credits used"), max_digits=12, decimal_places=2, null=True, blank=True
     )
     upscaler_status = models.CharField(_("upscaler status"), max_length=32, blank=True)
+    # Stamped before a submission is sent: a worker that dies mid-call leaves it set without
+    # an upscaler job id, so the next attempt knows the upscaler may already have the job.
+    upscaler_submitted_at = models.DateTimeField(
+        _("submitted to the upscaler"), null=True, blank=True
+    )
 
     # Business retries (kept in the job, not in the broker).
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -190,8 +201,13 @@ class PurchaseJob(models.Model):
         return self.paid_at is not None
 
     @property
+    def paid_amount_cents(self) -> int:
+        """What the customer actually paid (the quote less any promotion code)."""
+        return max(self.amount_cents - self.discount_cents, 0)
+
+    @property
     def refundable_cents(self) -> int:
-        return max(self.amount_cents - self.refund_amount_cents, 0)
+        return max(self.paid_amount_cents - self.refund_amount_cents, 0)
 
 
 class JobEvent(models.Model):
@@ -238,6 +254,8 @@ class DownloadEvent(models.Model):
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
     ip_hash = models.CharField(_("client (hashed)"), max_length=64, blank=True)
     ranged = models.BooleanField(_("partial request"), default=False)
+    # Whether this download took one from the allowance (a resume of a counted one does not).
+    counted = models.BooleanField(_("counted"), default=True)
 
     class Meta:
         verbose_name = _("download")
