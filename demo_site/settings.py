@@ -1,10 +1,12 @@
 """Demo site settings: every knob comes from an environment variable (SPEC §5)."""
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
 import django
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(os.environ.get("SMI_DEMO_VAR_DIR", BASE_DIR / "var"))
@@ -15,8 +17,50 @@ def env_flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def local_secret_key(path: Path) -> str:
+    """A random key made on the first DEBUG start and reused after, so sessions and order
+    links survive restarts. Written to a private temporary file and hard-linked into place,
+    so a web server and a worker starting together end up with the same key."""
+    if not path.exists():
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process got there first: use its key
+        finally:
+            os.unlink(temporary)
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to make a new demo secret key.")
+    return key
+
+
 DEBUG = env_flag("DJANGO_DEBUG")
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-secret-key-change-me-in-production")
+# Order keys and callback secrets are HMACs under SECRET_KEY: a known key would give away
+# every order. No default, then: set it, or let DEBUG make a private one for this machine.
+if os.environ.get("DJANGO_SECRET_KEY", "").strip():
+    SECRET_KEY = os.environ["DJANGO_SECRET_KEY"].strip()
+elif DEBUG:
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
+else:
+    raise ImproperlyConfigured(
+        "Set the DJANGO_SECRET_KEY environment variable: with DEBUG off the demo has no "
+        "default secret key (or set DJANGO_DEBUG=1 for a local key kept in the var folder)."
+    )
+# Old keys still accepted for signatures, order keys and callback URLs while links made
+# under them are live (comma-separated).
+SECRET_KEY_FALLBACKS = [k.strip() for k in os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -180,6 +224,10 @@ WAGTAIL_SMI = {
     "PUBLIC_BASE_URL": os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
     "ALLOW_PRIVATE_URLS": env_flag("SMI_ALLOW_PRIVATE_URLS"),
     "RATE_LIMITS_ENABLED": env_flag("SMI_RATE_LIMITS", "1"),
+    # Behind a reverse proxy: how many proxies append to X-Forwarded-For, or the header
+    # one trusted proxy sets to the client's address (README, "Behind a reverse proxy").
+    "TRUSTED_PROXIES": env_int("SMI_TRUSTED_PROXIES", 0),
+    "CLIENT_IP_HEADER": os.environ.get("SMI_CLIENT_IP_HEADER", "").strip() or None,
     "DEMO_MAILBOX_DIR": EMAIL_FILE_PATH if DEBUG else None,
 }
 

@@ -61,6 +61,17 @@ DEFAULTS: dict[str, Any] = {
     },
     # Cache alias used by the rate limiter.
     "RATE_LIMIT_CACHE": "default",
+    # Who the client is (rate limits, download logs), when the site sits behind reverse
+    # proxies. Forwarded headers are never trusted by default: REMOTE_ADDR is the client.
+    # TRUSTED_PROXIES: how many proxies in front of the site append to X-Forwarded-For;
+    # the client is the entry the outermost of them added (counted from the right), so
+    # entries a client forges to the left are ignored. A chain too short or not an IP
+    # address falls back to REMOTE_ADDR.
+    "TRUSTED_PROXIES": 0,
+    # CLIENT_IP_HEADER: instead, a header the proxy sets to the client's address, e.g.
+    # "X-Real-IP" (nginx: proxy_set_header X-Real-IP $remote_addr). Only for a proxy that
+    # overwrites it on every request; it takes precedence over TRUSTED_PROXIES.
+    "CLIENT_IP_HEADER": None,
     # Processing: a paid job not delivered within this many minutes needs attention.
     "JOB_DEADLINE_MINUTES": 60,
     # Business retries (network errors): attempts and exponential backoff with jitter.

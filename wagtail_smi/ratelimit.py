@@ -2,6 +2,8 @@
 
 Scopes and their ``(requests, seconds)`` live in ``WAGTAIL_SMI["RATE_LIMITS"]``;
 ``RATE_LIMITS_ENABLED = False`` (``SMI_RATE_LIMITS=0`` in the demo) turns them off.
+A client is ``utils.client_ip``: ``REMOTE_ADDR``, or behind reverse proxies what
+``TRUSTED_PROXIES`` / ``CLIENT_IP_HEADER`` say, the same identity the download log uses.
 """
 
 from __future__ import annotations

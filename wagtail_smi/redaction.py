@@ -1,9 +1,19 @@
-"""Keep download tokens, order keys and callback secrets out of Django's request logs.
+"""Keep download tokens, order keys and callback secrets out of every log line.
 
 Our URLs carry credentials by design (SPEC §4: ``/smi/download/<token>``, ``?key=``,
-``/smi-webhook/upsampler/<job>/<secret>/``). Django logs the path of every 4xx/5xx answer
-(``django.request``) and runserver logs each request line (``django.server``): this filter
-masks the credential part of such lines before any handler sees them.
+``/smi-webhook/upsampler/<job>/<secret>/``, signed ``/smi/originals/``). Many loggers
+print paths or URLs: ``django.request`` (4xx/5xx), ``django.server`` (runserver's request
+lines), ``django.security.csrf`` (the path, and the Referer on a failed Referer check),
+``django.security.<ExceptionName>`` for every ``SuspiciousOperation``, and in-process
+servers' access logs (``gunicorn.access``, ``uvicorn.access``).
+
+The masking is a log record factory, not a logger filter: a filter added to a logger only
+sees records created on that very logger, never those propagated from its children
+(``django.security.csrf`` passes ``django.security`` by), and ``django.security``'s
+children are named after exception classes, so no list of names is complete. A factory
+sees every record as it is made, whatever the logger, handler or later logging config,
+before any filter or handler reads its message. (Django's error emails also print the
+request itself, outside the message: keep ``ADMINS`` to people trusted with orders.)
 """
 
 from __future__ import annotations
@@ -14,11 +24,12 @@ import re
 REDACTED = "[redacted]"
 PATTERNS = [
     (re.compile(r"(/smi/download/)[^/?\s\"']+"), r"\1" + REDACTED),
-    (re.compile(r"([?&]key=)[^&\s\"']+"), r"\1" + REDACTED),
+    (re.compile(r"([?&]key=)[^&#\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(/smi-webhook/upsampler/[^/\s]+/)[^/?\s\"']+"), r"\1" + REDACTED),
     (re.compile(r"(/smi/originals/)[^/?\s\"']+"), r"\1" + REDACTED),
 ]
-LOGGERS = ("django.request", "django.server")
+# Cheap test before the patterns: most log lines mention none of our URLs.
+MARKERS = re.compile(r"/smi|key=")
 
 
 def redact(text: str) -> str:
@@ -27,17 +38,27 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactSecretsFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Replace the record's message by its masked text when it holds a credential."""
+    try:
         message = record.getMessage()
+    except Exception:  # a malformed call: leave it to the handler's own error reporting
+        return record
+    if MARKERS.search(message):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
-        return True
+    return record
 
 
 def install() -> None:
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecretsFilter) for f in logger.filters):
-            logger.addFilter(RedactSecretsFilter())
+    """Wrap the current log record factory once (idempotent; keeps any other wrapper)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "smi_redacting", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        return redact_record(current(*args, **kwargs))
+
+    factory.smi_redacting = True
+    logging.setLogRecordFactory(factory)

@@ -5,12 +5,11 @@ A job's ``status`` changes only through ``wagtail_smi.workflow.transition``.
 
 from __future__ import annotations
 
-import hmac
 import uuid
 
 from django.conf import settings
 from django.db import models
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
@@ -179,22 +178,36 @@ class PurchaseJob(models.Model):
         return str(self.id)[:8]
 
     # Secrets derived from the job id and SECRET_KEY: nothing to store, nothing to leak
-    # from the database alone, verifiable in constant time.
+    # from the database alone, verifiable in constant time. Links are always made with the
+    # current SECRET_KEY and accepted under SECRET_KEY_FALLBACKS too, so rotating the secret
+    # (old one kept as a fallback for a while) does not break links already emailed.
     @property
     def access_key(self) -> str:
         """The ``key`` that unlocks this order's status page and ``job-status``."""
-        return salted_hmac("wagtail_smi.access_key", str(self.id), algorithm="sha256").hexdigest()[:40]
+        return self._derived_secret("wagtail_smi.access_key")
 
     def check_access_key(self, key: str | None) -> bool:
-        return bool(key) and hmac.compare_digest(str(key), self.access_key)
+        return self._check_derived_secret("wagtail_smi.access_key", key)
 
     @property
     def callback_secret(self) -> str:
         """The secret in this job's upscaler callback URL."""
-        return salted_hmac("wagtail_smi.callback", str(self.id), algorithm="sha256").hexdigest()[:40]
+        return self._derived_secret("wagtail_smi.callback")
 
     def check_callback_secret(self, secret: str | None) -> bool:
-        return bool(secret) and hmac.compare_digest(str(secret), self.callback_secret)
+        return self._check_derived_secret("wagtail_smi.callback", secret)
+
+    def _derived_secret(self, salt: str, secret_key: str | None = None) -> str:
+        return salted_hmac(salt, str(self.id), secret=secret_key, algorithm="sha256").hexdigest()[:40]
+
+    def _check_derived_secret(self, salt: str, candidate: str | None) -> bool:
+        if not candidate:
+            return False
+        # constant_time_compare works on bytes: a non-ASCII ``key`` is a mismatch, not a 500.
+        return any(
+            constant_time_compare(str(candidate), self._derived_secret(salt, secret_key))
+            for secret_key in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+        )
 
     @property
     def is_paid(self) -> bool:
