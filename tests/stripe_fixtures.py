@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import stripe
 
 from tests import stripe_server
 from wagtail_smi.models import PurchaseJob
@@ -17,7 +18,10 @@ from wagtail_smi.workflow import transition, update_job
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 API_KEY = "sk_test_wagtail_smi"
 
-__all__ = ["deliver", "emails_sent", "enqueued", "fake_stripe", "paid_stripe_job", "stripe_settings"]
+__all__ = [
+    "deliver", "emails_sent", "enqueued", "fake_stripe", "fresh_secret_report", "paid_stripe_job",
+    "stripe_api", "stripe_settings",
+]
 
 
 @pytest.fixture
@@ -46,6 +50,23 @@ def stripe_settings(settings, fake_stripe):
         },
     }
     return settings
+
+
+@pytest.fixture
+def stripe_api(fake_stripe):
+    """The real stripe library on the same account, as any other integration (a Payment
+    Link, another shop, the dashboard) uses it."""
+    return stripe.StripeClient(API_KEY, base_addresses={"api": fake_stripe.base_url}, max_network_retries=0)
+
+
+@pytest.fixture
+def fresh_secret_report():
+    """The missing-webhook-secret error is logged once per process: forget it around a test."""
+    from wagtail_smi.payments.stripe import report_missing_webhook_secret
+
+    report_missing_webhook_secret.cache_clear()
+    yield
+    report_missing_webhook_secret.cache_clear()
 
 
 @pytest.fixture
@@ -88,17 +109,21 @@ def event_payload(event: dict) -> str:
     return json.dumps(event)
 
 
+def open_checkout(job, *, success_url="https://shop.example/orders/", cancel_url="https://shop.example/"):
+    """What the storefront does: create the job's Checkout Session and store it on the job."""
+    session = get_payment_provider().create_checkout(job, success_url=success_url, cancel_url=cancel_url)
+    return update_job(
+        job, checkout_session_id=session.session_id, checkout_url=session.url, payment_provider="stripe"
+    )
+
+
 @pytest.fixture
 def paid_stripe_job(client, fake_stripe, stripe_settings, make_job):
     """A job paid through the local Stripe server (a real PaymentIntent and Charge)."""
 
     def factory(status: str = "failed"):
-        job = make_job(factor=8, amount_cents=192)
-        session = get_payment_provider().create_checkout(
-            job, success_url="https://shop.example/ok", cancel_url="https://shop.example/"
-        )
-        update_job(job, checkout_session_id=session.session_id, payment_provider="stripe")
-        _, payload, signature = fake_stripe.complete_session(session.session_id)
+        job = open_checkout(make_job(factor=8, amount_cents=192), success_url="https://shop.example/ok")
+        _, payload, signature = fake_stripe.complete_session(job.checkout_session_id)
         assert deliver(client, payload, signature).status_code == 200
         path = {"paid": [], "processing": ["processing"], "failed": ["processing", "failed"],
                 "completed": ["processing", "completed"]}[status]

@@ -1,13 +1,20 @@
 """A local Stripe-compatible server for tests (standard library only).
 
 It speaks enough of Stripe's REST API, form-encoded like the real one, for the official
-``stripe`` library: Checkout Sessions (create, retrieve, expire, line items),
+``stripe`` library: Checkout Sessions (create in ``payment`` or ``setup`` mode, with
+``discounts``; retrieve, expire, line items), Prices, Payment Links, Coupons,
 PaymentIntents, Charges, Refunds (amount limits; ``Idempotency-Key`` replays the first
 answer) and Events. Test controls (HTTP under ``/_test/`` and the same as Python methods)
-complete a session, fail async payments, issue a dashboard refund and make refunds fail;
-each builds the event Stripe would send, signed exactly as Stripe signs
-(``t=<unix>,v1=hex(HMAC_SHA256(secret, f"{t}.{payload}"))``), and can POST it to a
-webhook URL.
+open a Payment Link the way a payer does (choosing ``client_reference_id``), complete a
+session (optionally with a promotion code the buyer entered), fail async payments, issue a
+dashboard refund and make refunds fail; each builds the event Stripe would send, signed
+exactly as Stripe signs (``t=<unix>,v1=hex(HMAC_SHA256(secret, f"{t}.{payload}"))``), and
+can POST it to a webhook URL.
+
+Every session carries Stripe's amount fields: ``amount_subtotal`` (line items),
+``amount_total`` (after discounts) and ``total_details.amount_discount``; ``setup`` sessions
+have no amounts, no currency unless given, and complete with a SetupIntent and
+``payment_status="no_payment_required"``, as Stripe's do.
 """
 
 from __future__ import annotations
@@ -89,6 +96,10 @@ class FakeStripe:
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.events: dict[str, dict] = {}
+        self.prices: dict[str, dict] = {}
+        self.payment_links: dict[str, dict] = {}
+        self.coupons: dict[str, dict] = {}
+        self.setup_intents: dict[str, dict] = {}
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.requests: list[dict[str, Any]] = []
         # "ok", "refuse" (the API answers an error) or "fail" (the refund ends failed).
@@ -137,13 +148,37 @@ class FakeStripe:
 
     # Test controls -------------------------------------------------------------------
 
-    def complete_session(self, session_id: str, *, email: str = "buyer@example.com", paid: bool = True):
-        """The buyer paid (or started a delayed payment): PaymentIntent + Charge + event."""
+    def complete_session(
+        self, session_id: str, *, email: str = "buyer@example.com", paid: bool = True,
+        promotion_coupon: str | None = None,
+    ):
+        """The buyer paid (or started a delayed payment): PaymentIntent + Charge + event.
+
+        ``promotion_coupon``: the buyer entered a promotion code for this coupon on the
+        Checkout page (the session must allow promotion codes). A session that leaves
+        nothing to pay (``setup`` mode, or a 100 % discount) completes without a payment.
+        """
         with self.lock:
             session = self.sessions[session_id]
             if session["status"] != "open":
                 raise StripeError(400, f"session {session_id} is {session['status']}")
+            if promotion_coupon is not None:
+                if not session.get("_allow_promotion_codes"):
+                    raise StripeError(400, "This session does not accept promotion codes.")
+                self._apply_discount(session, self._coupon(promotion_coupon))
+            details = {"email": email or session.get("customer_email"), "name": "Test Buyer"}
+            if session["mode"] == "setup":
+                intent = {"id": new_id("seti"), "object": "setup_intent", "status": "succeeded",
+                          "metadata": dict(session.get("metadata") or {})}
+                self.setup_intents[intent["id"]] = intent
+                session.update(status="complete", payment_status="no_payment_required",
+                               setup_intent=intent["id"], customer_details=details)
+                return self.make_event("checkout.session.completed", self._public(session))
             amount = session["amount_total"]
+            if amount == 0:
+                session.update(status="complete", payment_status="no_payment_required",
+                               customer_details=details)
+                return self.make_event("checkout.session.completed", self._public(session))
             pi_meta = dict(session.get("_pi_metadata") or {})
             intent = {
                 "id": new_id("pi"),
@@ -162,10 +197,45 @@ class FakeStripe:
                 status="complete",
                 payment_status="paid" if paid else "unpaid",
                 payment_intent=intent["id"],
-                customer_details={"email": email or session.get("customer_email"), "name": "Test Buyer"},
+                customer_details=details,
             )
             snapshot = self._public(session)
         return self.make_event("checkout.session.completed", snapshot)
+
+    def open_payment_link(self, link_id: str, *, client_reference_id: str | None = None) -> dict:
+        """A payer opens ``https://buy.stripe.com/...?client_reference_id=...``: a new session.
+
+        Whoever holds the link chooses ``client_reference_id``; the link's metadata and
+        ``payment_intent_data.metadata`` are copied to the session and its PaymentIntent.
+        """
+        with self.lock:
+            link = self.payment_links.get(link_id)
+            if link is None:
+                raise StripeError(404, f"No such payment_link: '{link_id}'", code="resource_missing")
+            params = {
+                "mode": "payment",
+                "success_url": "https://buy.stripe.com/thanks",
+                "line_items": [
+                    {"quantity": item["quantity"], "price": item["price"]} for item in link["line_items"]
+                ],
+                "metadata": dict(link["metadata"]),
+                "payment_intent_data": {"metadata": dict(link["_pi_metadata"])},
+            }
+            if client_reference_id is not None:
+                params["client_reference_id"] = client_reference_id
+            if link["allow_promotion_codes"]:
+                params["allow_promotion_codes"] = "true"
+            session = self._create_session(params)
+            session["payment_link"] = link_id
+            return self._public(session)
+
+    def create_coupon(self, *, amount_off: int | None = None, currency: str | None = None,
+                      percent_off: float | None = None) -> dict:
+        with self.lock:
+            return self._create_coupon(
+                {k: v for k, v in {"amount_off": amount_off, "currency": currency,
+                                   "percent_off": percent_off}.items() if v is not None}
+            )
 
     def _charge_for(self, intent: dict) -> dict:
         charge = {
@@ -228,37 +298,53 @@ class FakeStripe:
     def _public(self, obj: dict) -> dict:
         return {k: v for k, v in obj.items() if not k.startswith("_")}
 
+    def _line_item(self, item: dict) -> dict:
+        """A line item from ``price_data`` or a stored Price id."""
+        if item.get("price"):
+            price = self.prices.get(item["price"])
+            if price is None:
+                raise StripeError(400, f"No such price: '{item['price']}'", code="resource_missing")
+            price_data = {"unit_amount": price["unit_amount"], "currency": price["currency"],
+                          "product_data": price["product_data"]}
+        else:
+            price_data = item.get("price_data") or {}
+        try:
+            unit = int(price_data["unit_amount"])
+            quantity = int(item.get("quantity", 1))
+        except (KeyError, ValueError):
+            raise StripeError(400, "Invalid line_items: unit_amount and quantity are required.")
+        if not price_data.get("currency") or not (price_data.get("product_data") or {}).get("name"):
+            raise StripeError(400, "Invalid line_items: currency and product_data[name] are required.")
+        currency = price_data["currency"].lower()
+        return {
+            "id": new_id("li"),
+            "object": "item",
+            "amount_subtotal": unit * quantity,
+            "amount_total": unit * quantity,
+            "currency": currency,
+            "description": price_data["product_data"]["name"],
+            "quantity": quantity,
+            "price": {"object": "price", "id": item.get("price"), "unit_amount": unit,
+                      "currency": currency, "product_data": price_data["product_data"]},
+        }
+
     def _create_session(self, params: dict) -> dict:
-        for field in ("mode", "success_url", "line_items"):
+        mode = params.get("mode")
+        for field in ("mode", "success_url"):
             if field not in params:
                 raise StripeError(400, f"Missing required param: {field}.")
-        items = params["line_items"]
-        total = 0
-        currency = None
-        stored_items = []
-        for item in items:
-            price = item.get("price_data") or {}
-            try:
-                unit = int(price["unit_amount"])
-                quantity = int(item.get("quantity", 1))
-            except (KeyError, ValueError):
-                raise StripeError(400, "Invalid line_items: unit_amount and quantity are required.")
-            if not price.get("currency") or not (price.get("product_data") or {}).get("name"):
-                raise StripeError(400, "Invalid line_items: currency and product_data[name] are required.")
-            currency = price["currency"]
-            total += unit * quantity
-            stored_items.append(
-                {
-                    "id": new_id("li"),
-                    "object": "item",
-                    "amount_total": unit * quantity,
-                    "currency": currency,
-                    "description": price["product_data"]["name"],
-                    "quantity": quantity,
-                    "price": {"object": "price", "unit_amount": unit, "currency": currency,
-                              "product_data": price["product_data"]},
-                }
-            )
+        if mode not in ("payment", "setup"):
+            raise StripeError(400, f"This test server does not support mode={mode}.")
+        if mode == "payment" and not params.get("line_items"):
+            raise StripeError(400, "Missing required param: line_items.")
+        if mode == "setup" and params.get("line_items"):
+            raise StripeError(400, "line_items cannot be used in setup mode.")
+        stored_items = [self._line_item(item) for item in params.get("line_items") or []]
+        currencies = {item["currency"] for item in stored_items}
+        if len(currencies) > 1:
+            raise StripeError(400, "All line items must use the same currency.")
+        currency = currencies.pop() if currencies else (params.get("currency") or "").lower() or None
+        subtotal = sum(item["amount_subtotal"] for item in stored_items) if mode == "payment" else None
         now = int(time.time())
         expires_at = int(params.get("expires_at") or now + 24 * 3600)
         if not (now + 30 * 60 <= expires_at <= now + 24 * 3600):
@@ -267,17 +353,24 @@ class FakeStripe:
         session = {
             "id": session_id,
             "object": "checkout.session",
-            "mode": params["mode"],
+            "mode": mode,
             "status": "open",
             "payment_status": "unpaid",
             "url": f"{self.base_url}/c/pay/{session_id}",
-            "amount_total": total,
+            "amount_subtotal": subtotal,
+            "amount_total": subtotal,
+            "total_details": (
+                {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0} if mode == "payment" else None
+            ),
+            "discounts": [],
             "currency": currency,
             "metadata": params.get("metadata") or {},
             "client_reference_id": params.get("client_reference_id"),
             "customer_email": params.get("customer_email"),
             "customer_details": None,
             "payment_intent": None,
+            "setup_intent": None,
+            "payment_link": None,
             "success_url": params["success_url"],
             "cancel_url": params.get("cancel_url"),
             "expires_at": expires_at,
@@ -285,10 +378,84 @@ class FakeStripe:
             "livemode": False,
             "_params": params,
             "_pi_metadata": (params.get("payment_intent_data") or {}).get("metadata") or {},
+            "_allow_promotion_codes": params.get("allow_promotion_codes") == "true",
         }
+        discounts = params.get("discounts") or []
+        if discounts and session["_allow_promotion_codes"]:
+            raise StripeError(400, "You may only specify one of these parameters: allow_promotion_codes, discounts.")
+        for discount in discounts:
+            if mode != "payment" or not discount.get("coupon"):
+                raise StripeError(400, "discounts need a coupon and a payment-mode session.")
+            self._apply_discount(session, self._coupon(discount["coupon"]))
         self.sessions[session_id] = session
         self.line_items[session_id] = stored_items
         return session
+
+    def _coupon(self, coupon_id: str) -> dict:
+        coupon = self.coupons.get(coupon_id)
+        if coupon is None:
+            raise StripeError(400, f"No such coupon: '{coupon_id}'", code="resource_missing")
+        return coupon
+
+    def _apply_discount(self, session: dict, coupon: dict) -> None:
+        """Stripe's arithmetic: the subtotal stays, the total drops by the discount."""
+        subtotal = session["amount_subtotal"] or 0
+        if coupon.get("amount_off") is not None:
+            if coupon["currency"] != session["currency"]:
+                raise StripeError(400, "The coupon's currency does not match the session's.")
+            off = int(coupon["amount_off"])
+        else:
+            off = int(round(subtotal * float(coupon["percent_off"]) / 100))
+        off = min(off, subtotal)
+        session["total_details"]["amount_discount"] = off
+        session["amount_total"] = subtotal - off
+        session["discounts"] = [{"coupon": coupon["id"], "promotion_code": None}]
+
+    def _create_coupon(self, params: dict) -> dict:
+        if params.get("amount_off") is not None:
+            if not params.get("currency"):
+                raise StripeError(400, "amount_off needs a currency.")
+            coupon = {"amount_off": int(params["amount_off"]), "currency": params["currency"].lower(),
+                      "percent_off": None}
+        elif params.get("percent_off") is not None:
+            coupon = {"amount_off": None, "currency": None, "percent_off": float(params["percent_off"])}
+        else:
+            raise StripeError(400, "One of amount_off or percent_off is required.")
+        coupon.update(id=params.get("id") or new_id("co"), object="coupon", valid=True)
+        self.coupons[coupon["id"]] = coupon
+        return coupon
+
+    def _create_price(self, params: dict) -> dict:
+        try:
+            unit = int(params["unit_amount"])
+        except (KeyError, ValueError):
+            raise StripeError(400, "Missing required param: unit_amount.")
+        if not params.get("currency") or not (params.get("product_data") or {}).get("name"):
+            raise StripeError(400, "Missing required param: currency or product_data[name].")
+        price = {"id": new_id("price"), "object": "price", "unit_amount": unit,
+                 "currency": params["currency"].lower(), "product_data": params["product_data"]}
+        self.prices[price["id"]] = price
+        return price
+
+    def _create_payment_link(self, params: dict) -> dict:
+        items = params.get("line_items") or []
+        if not items or any(not item.get("price") for item in items):
+            raise StripeError(400, "Missing required param: line_items[][price].")
+        for item in items:
+            self._line_item(item)  # the prices exist
+        link_id = new_id("plink")
+        link = {
+            "id": link_id,
+            "object": "payment_link",
+            "active": True,
+            "url": f"{self.base_url}/b/{link_id}",
+            "line_items": [{"price": i["price"], "quantity": int(i.get("quantity", 1))} for i in items],
+            "metadata": params.get("metadata") or {},
+            "allow_promotion_codes": params.get("allow_promotion_codes") == "true",
+            "_pi_metadata": (params.get("payment_intent_data") or {}).get("metadata") or {},
+        }
+        self.payment_links[link_id] = link
+        return link
 
     def _create_refund(self, params: dict) -> dict:
         charge = None
@@ -365,6 +532,16 @@ class FakeStripe:
                 return 200, get(self.payment_intents, match[1], "payment_intent")
             if match := m(r"/v1/charges/([^/]+)", path):
                 return 200, get(self.charges, match[1], "charge")
+            if method == "POST" and path == "/v1/prices":
+                return 200, self._public(self._create_price(params))
+            if method == "POST" and path == "/v1/payment_links":
+                return 200, self._public(self._create_payment_link(params))
+            if match := m(r"/v1/payment_links/([^/]+)", path):
+                return 200, get(self.payment_links, match[1], "payment_link")
+            if method == "POST" and path == "/v1/coupons":
+                return 200, self._create_coupon(params)
+            if match := m(r"/v1/coupons/([^/]+)", path):
+                return 200, get(self.coupons, match[1], "coupon")
             if method == "POST" and path == "/v1/refunds":
                 return 200, self._create_refund(params)
             if method == "GET" and path == "/v1/refunds":
@@ -387,9 +564,12 @@ class FakeStripe:
         if path == "/_test/refund-mode":
             self.refund_mode = data.get("mode", "ok")
             return 200, {"refund_mode": self.refund_mode}
+        if match := re.fullmatch(r"/_test/payment_links/([^/]+)/open", path):
+            return 200, self.open_payment_link(match[1], client_reference_id=data.get("client_reference_id"))
         if match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/complete", path):
             result = self.complete_session(match[1], email=data.get("email", "buyer@example.com"),
-                                           paid=data.get("paid", True))
+                                           paid=data.get("paid", True),
+                                           promotion_coupon=data.get("promotion_coupon"))
         elif match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/async_payment", path):
             result = self.async_payment(match[1], succeeded=data.get("succeeded", True))
         elif match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/expire", path):

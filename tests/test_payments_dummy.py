@@ -185,7 +185,7 @@ class TestPay:
 
 
 class TestDeclineAndCancel:
-    def test_decline_shows_a_message_tells_the_customer_and_allows_a_retry(
+    def test_decline_shows_a_message_emails_nobody_and_allows_a_retry(
         self, client, dummy_job, enqueued, emails_sent, django_capture_on_commit_callbacks
     ):
         job = dummy_job(email="buyer@example.com")
@@ -197,7 +197,10 @@ class TestDeclineAndCancel:
         assert 'value="pay"' in response.content.decode()
         job.refresh_from_db()
         assert job.status == "awaiting_payment"
-        assert emails_sent == [("send_payment_failed", str(job.pk))]
+        assert job.last_error == "The card was declined."
+        # The address was typed into this page, not confirmed by a payment provider.
+        assert emails_sent == []
+        assert job.payment_failed_emailed_at is None
         assert enqueued == []
 
         with django_capture_on_commit_callbacks(execute=True):

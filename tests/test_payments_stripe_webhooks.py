@@ -11,9 +11,8 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import deliver
+from tests.stripe_fixtures import deliver, open_checkout
 from wagtail_smi.models import JobEvent, ProcessedWebhookEvent, PurchaseJob
-from wagtail_smi.payments import get_payment_provider
 
 SUCCESS = "https://shop.example/orders/"
 CANCEL = "https://shop.example/gallery/"
@@ -21,12 +20,7 @@ CANCEL = "https://shop.example/gallery/"
 
 def checkout(job):
     """What the storefront does: create the session and store it on the job."""
-    from wagtail_smi.workflow import update_job
-
-    session = get_payment_provider().create_checkout(job, success_url=SUCCESS, cancel_url=CANCEL)
-    return update_job(
-        job, checkout_session_id=session.session_id, checkout_url=session.url, payment_provider="stripe"
-    )
+    return open_checkout(job, success_url=SUCCESS, cancel_url=CANCEL)
 
 
 def paid_transitions(job) -> int:
@@ -193,8 +187,8 @@ class TestSignature:
         assert "WEBHOOK_SECRET" not in caplog.text
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
-    def test_no_webhook_secret_configured_is_a_logged_server_error(
-        self, client, settings, fake_stripe, stripe_job, caplog
+    def test_no_webhook_secret_configured_is_a_logged_503(
+        self, client, settings, fake_stripe, stripe_job, caplog, fresh_secret_report
     ):
         _, payload, signature = fake_stripe.complete_session(stripe_job.checkout_session_id)
         settings.WAGTAIL_SMI = {
@@ -202,7 +196,7 @@ class TestSignature:
             "STRIPE": {**settings.WAGTAIL_SMI["STRIPE"], "WEBHOOK_SECRET": ""},
         }
         response = deliver(client, payload, signature)
-        assert response.status_code == 500
+        assert response.status_code == 503
         assert response.json() == {
             "error": "not_configured", "message": "The Stripe webhook is not configured on this site."
         }

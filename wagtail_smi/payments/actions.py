@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from .. import emails, tasks
 from ..models import JobEvent, JobStatus, PurchaseJob
+from ..pricing import format_price
 from ..workflow import record_note, transition
 from .base import PaymentProviderError
 
@@ -42,9 +43,13 @@ def _lock(job_id) -> PurchaseJob:
     return PurchaseJob.objects.select_for_update().get(pk=getattr(job_id, "pk", job_id))
 
 
-def mark_paid(job_id, *, email: str = "", payment_intent_id: str = "", reason: str):
+def mark_paid(
+    job_id, *, email: str = "", payment_intent_id: str = "", discount_cents: int = 0, reason: str
+):
     """awaiting_payment/abandoned → paid, backfill the email, enqueue processing on commit.
 
+    ``discount_cents``: a promotion code the provider applied (the customer paid the quote
+    less this); it is stored and noted in the job's log, so refunds stop at what was paid.
     Returns None, changing nothing, when the job is already paid (or later): a replayed
     payment never enqueues twice nor sends a second download email.
     """
@@ -60,13 +65,46 @@ def mark_paid(job_id, *, email: str = "", payment_intent_id: str = "", reason: s
             fields["email"] = email
         if payment_intent_id and not current.payment_intent_id:
             fields["payment_intent_id"] = payment_intent_id
+        discount = min(max(int(discount_cents or 0), 0), current.amount_cents)
+        if discount:
+            fields["discount_cents"] = discount
         job = transition(current, S.PAID, reason=reason, only_from=UNPAID, **fields)
+        if discount:
+            money = {
+                "off": format_price(discount, job.currency),
+                "quote": format_price(job.amount_cents, job.currency),
+                "paid": format_price(job.paid_amount_cents, job.currency),
+            }
+            record_note(job, "Promotion code: {off} off {quote}, paid {paid}".format(**money))
         transaction.on_commit(lambda: tasks.enqueue_processing(job.pk), robust=True)
     return job
 
 
-def mark_payment_failed(job_id, *, reason: str, message: str = ""):
-    """A payment attempt failed: tell the customer; the job stays unpaid so they can retry.
+def refuse_payment(job_id, *, reason: str, detail: str):
+    """The provider reported a payment on the job's own checkout that does not match the
+    order (amount, currency, kind of checkout). It does not count: the job is left as it is,
+    and an admin is told, since money may have been taken that has to be sorted out."""
+    with transaction.atomic():
+        job = PurchaseJob.objects.get(pk=getattr(job_id, "pk", job_id))
+        record_note(job, f"{reason} not applied: {detail}")
+        message = _(
+            "A payment reported for this order's own checkout does not match the order "
+            "(%(detail)s), so it was not applied. Check the payment with the provider and "
+            "refund it if money was taken."
+        ) % {"detail": detail}
+        transaction.on_commit(lambda: emails.send_admin_alert(job, message), robust=True)
+    logger.error("job %s: %s not applied: %s", job.pk, reason, detail)
+    return job
+
+
+def mark_payment_failed(job_id, *, reason: str, message: str = "", confirmed_email: str = ""):
+    """A payment attempt failed; the job stays unpaid so the customer can retry.
+
+    The customer is emailed at most once per order (``payment_failed_emailed_at``, stamped
+    under the row lock), and only at an address the payment provider confirmed
+    (``confirmed_email``, e.g. the one the buyer gave Stripe Checkout): an address typed into
+    our own forms may be anyone's, and every declined attempt would mail it again. An order
+    without an email takes the confirmed one.
 
     Returns None when the job was paid meanwhile (a late failure for an earlier attempt).
     """
@@ -79,9 +117,27 @@ def mark_payment_failed(job_id, *, reason: str, message: str = ""):
         pending = current.payment_intent_id
         # Nothing is on its way any more: cleanup may abandon the checkout in due course.
         current.payment_intent_id = ""
-        current.save(update_fields=["last_error", "payment_intent_id", "updated_at"])
+        fields = ["last_error", "payment_intent_id", "updated_at"]
+        if confirmed_email and not current.email:
+            current.email = confirmed_email
+            fields.append("email")
+        notify = (
+            bool(confirmed_email)
+            and current.email.casefold() == confirmed_email.casefold()
+            and current.payment_failed_emailed_at is None
+        )
+        if notify:
+            current.payment_failed_emailed_at = timezone.now()
+            fields.append("payment_failed_emailed_at")
+        current.save(update_fields=fields)
         record_note(current, f"{reason} ({pending})" if pending else reason)
-        transaction.on_commit(lambda: emails.send_payment_failed(current), robust=True)
+        if notify:
+            transaction.on_commit(lambda: emails.send_payment_failed(current), robust=True)
+        else:
+            logger.info(
+                "job %s: payment failure not emailed (%s)", current.pk,
+                "already emailed" if current.payment_failed_emailed_at else "no address confirmed by the provider",
+            )
     return current
 
 
@@ -108,7 +164,7 @@ def _move_to_failed_first(job_id, reason: str, actor=None) -> None:
 def _refunded(current: PurchaseJob, *, total_cents: int, refund_id: str, reason: str, actor=None):
     """Move a locked job to refunded (revoking a delivered download) and email on commit."""
     fields = {
-        "refund_amount_cents": min(total_cents, current.amount_cents),
+        "refund_amount_cents": min(total_cents, current.paid_amount_cents),
         "refund_id": refund_id,
         "refund_reason": reason,
         "last_error": "",
@@ -242,7 +298,7 @@ def record_provider_refund(job_id, *, refunded_total_cents: int, refund_id: str,
             raise NotPaidYet(f"job {current.pk} is {current.status}")
         if current.status == S.REFUNDED or not full:
             if refunded_total_cents > current.refund_amount_cents:
-                current.refund_amount_cents = min(refunded_total_cents, current.amount_cents)
+                current.refund_amount_cents = min(refunded_total_cents, current.paid_amount_cents)
                 current.save(update_fields=["refund_amount_cents", "updated_at"])
                 record_note(current, f"{reason} ({refunded_total_cents} {current.currency})")
             return current
@@ -268,5 +324,6 @@ __all__ = [
     "record_provider_refund",
     "record_refund_failure",
     "refund_idempotency_key",
+    "refuse_payment",
     "refund_job",
 ]

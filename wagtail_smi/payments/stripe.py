@@ -6,6 +6,7 @@ The only module that talks to Stripe, through the official library's ``StripeCli
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import uuid
@@ -209,11 +210,13 @@ class StripeProvider(PaymentProvider):
         conf = _stripe_settings()
         secret = conf.get("WEBHOOK_SECRET")
         if not secret:
-            logger.error(
-                "Signed Stripe webhook received but WAGTAIL_SMI['STRIPE']['WEBHOOK_SECRET'] "
-                "(SMI_STRIPE_WEBHOOK_SECRET) is not set: event not processed; Stripe will retry"
-            )
-            return _error("not_configured", _("The Stripe webhook is not configured on this site."), 500)
+            # The site is not ready for Stripe yet (503: Stripe retries for days), not broken.
+            report_missing_webhook_secret()
+            response = _error("not_configured", _("The Stripe webhook is not configured on this site."), 503)
+            # Django would log every 5xx answer as an error (mailing the admins when DEBUG
+            # is off): the line above already said it once for the process.
+            response._has_been_logged = True
+            return response
         limit = int(conf.get("WEBHOOK_MAX_BYTES") or 512 * 1024)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -236,6 +239,17 @@ class StripeProvider(PaymentProvider):
         return apply_event(event)
 
 
+@functools.cache
+def report_missing_webhook_secret() -> None:
+    """Log the missing secret once per process: every signed request would repeat it, so
+    whoever can reach the URL could flood the log with it."""
+    logger.error(
+        "Signed Stripe webhook received but WAGTAIL_SMI['STRIPE']['WEBHOOK_SECRET'] "
+        "(SMI_STRIPE_WEBHOOK_SECRET) is not set: events are answered 503 and not processed "
+        "(Stripe retries them); this is logged once per process"
+    )
+
+
 def _answer(status_text: str, status: int = 200) -> JsonResponse:
     """A handled event: ``{"status": outcome}``."""
     return JsonResponse({"status": status_text}, status=status)
@@ -247,6 +261,24 @@ def _error(code: str, message: str, status: int) -> JsonResponse:
 
 
 # Events -------------------------------------------------------------------------------
+#
+# Every signed event of the Stripe account reaches this webhook: Payment Links (whose payer
+# chooses ``client_reference_id``), other integrations, the dashboard. So an event is matched
+# to an order by the ids this shop stored, never by what the event says about itself: a
+# Checkout Session by the job's ``checkout_session_id``, a charge or refund by the job's
+# ``payment_intent_id``. ``metadata.job_id`` and ``client_reference_id`` are only claims:
+# they can ask for a redelivery while the order's own id is not stored yet, never change it.
+
+OWN, WAIT, FOREIGN = "own", "wait", "foreign"
+
+# Checkout stores the session id as soon as Stripe answers the create call (well within
+# this, network retries included). A session event naming a younger order that has no id
+# yet is asked to come back; after that, a session the order does not know is a stranger's,
+# and answering 409 would only make Stripe retry it for days.
+SESSION_ID_GRACE = timedelta(minutes=15)
+
+# Events that would mark an order paid: the session must be what the order costs.
+PAYING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 
 
 def _as_uuid(value) -> uuid.UUID | None:
@@ -263,24 +295,98 @@ def _id(value) -> str:
     return value or ""
 
 
-def find_job(obj: dict[str, Any]) -> PurchaseJob | None:
-    """By ``metadata.job_id``, then the session id, then the payment intent id."""
-    job_id = _as_uuid((obj.get("metadata") or {}).get("job_id")) or _as_uuid(
-        obj.get("client_reference_id")
-    )
-    if job_id:
-        job = PurchaseJob.objects.filter(pk=job_id).first()
-        if job:
+def named_job(obj: dict[str, Any]) -> PurchaseJob | None:
+    """The order an object says it is for (``metadata.job_id``, ``client_reference_id``).
+
+    Anyone who can open a Payment Link chooses ``client_reference_id``: this is a claim, used
+    to ask for a redelivery or to log, never to apply a payment or a refund.
+    """
+    for value in ((obj.get("metadata") or {}).get("job_id"), obj.get("client_reference_id")):
+        job_id = _as_uuid(value)
+        job = PurchaseJob.objects.filter(pk=job_id).first() if job_id else None
+        if job is not None:
             return job
-    kind = obj.get("object")
-    if kind == "checkout.session" and obj.get("id"):
-        job = PurchaseJob.objects.filter(checkout_session_id=obj["id"]).first()
-        if job:
-            return job
-    intent = obj.get("id") if kind == "payment_intent" else _id(obj.get("payment_intent"))
-    if intent:
-        return PurchaseJob.objects.filter(payment_intent_id=intent).first()
     return None
+
+
+def match_session(session: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
+    """``(OWN, job)`` for the session this shop created for the job, by its stored id;
+    ``(WAIT, job)`` while a named, young, unpaid order has no session id stored yet;
+    ``(FOREIGN, named job or None)`` otherwise."""
+    session_id = session.get("id") or ""
+    job = PurchaseJob.objects.filter(checkout_session_id=session_id).first() if session_id else None
+    if job is not None:
+        return OWN, job
+    named = named_job(session)
+    if (
+        named is not None
+        and not named.checkout_session_id
+        and named.status in actions.UNPAID
+        and timezone.now() - named.created_at < SESSION_ID_GRACE
+    ):
+        return WAIT, named
+    return FOREIGN, named
+
+
+def match_payment(obj: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
+    """A charge or refund: ``OWN`` only for the PaymentIntent the job's own session reported.
+
+    ``WAIT`` when it names an unpaid order that has no PaymentIntent yet: a refund can reach
+    us before the payment it refunds, and Stripe sends it again later.
+    """
+    intent = _id(obj.get("payment_intent"))
+    job = PurchaseJob.objects.filter(payment_intent_id=intent).first() if intent else None
+    if job is not None:
+        return OWN, job
+    named = named_job(obj)
+    if named is not None and not named.payment_intent_id and named.status in actions.UNPAID:
+        return WAIT, named
+    return FOREIGN, named
+
+
+def match_event(event_type: str, obj: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
+    if event_type.startswith("checkout.session."):
+        return match_session(obj)
+    return match_payment(obj)
+
+
+def session_discount(session: dict[str, Any]) -> int:
+    """The promotion-code discount, in minor units (``total_details.amount_discount``, or
+    what the total lacks of the subtotal when Stripe sent no details)."""
+    details = session.get("total_details") or {}
+    if details.get("amount_discount") is not None:
+        return int(details["amount_discount"])
+    subtotal, total = session.get("amount_subtotal"), session.get("amount_total")
+    if isinstance(subtotal, int) and isinstance(total, int):
+        return max(subtotal - total, 0)
+    return 0
+
+
+def session_mismatches(job: PurchaseJob, session: dict[str, Any]) -> list[str]:
+    """Why this session cannot pay for ``job`` (nothing when it can).
+
+    A one-off payment (``mode=payment``) in the job's currency whose ``amount_subtotal`` is
+    the quoted amount. A promotion code may lower the total (it is recorded); tax or
+    shipping may raise it; nothing else may.
+    """
+    problems = []
+    mode = session.get("mode")
+    if mode != "payment":
+        problems.append(f"mode {mode!r} instead of 'payment'")
+    currency = (session.get("currency") or "").lower()
+    if currency != job.currency.lower():
+        problems.append(f"currency {currency!r} instead of {job.currency.lower()!r}")
+    subtotal = session.get("amount_subtotal")
+    if not isinstance(subtotal, int) or subtotal != job.amount_cents:
+        problems.append(f"amount_subtotal {subtotal!r} instead of {job.amount_cents}")
+        return problems
+    discount = session_discount(session)
+    total = session.get("amount_total")
+    if not 0 <= discount <= subtotal:
+        problems.append(f"discount {discount} outside 0..{subtotal}")
+    elif not isinstance(total, int) or total < subtotal - discount:
+        problems.append(f"amount_total {total!r} below the subtotal less the discount ({subtotal - discount})")
+    return problems
 
 
 def _session_email(session: dict[str, Any]) -> str:
@@ -288,18 +394,31 @@ def _session_email(session: dict[str, Any]) -> str:
     return details.get("email") or session.get("customer_email") or ""
 
 
+def _confirmed_email(session: dict[str, Any]) -> str:
+    """The address the buyer gave Stripe at checkout (``customer_details``), unlike
+    ``customer_email``, which is only what our own form sent along."""
+    return (session.get("customer_details") or {}).get("email") or ""
+
+
+def _session_is_paid(session: dict[str, Any]) -> bool:
+    status = session.get("payment_status")
+    # "no_payment_required" in payment mode: a promotion code took the whole amount.
+    return status == "paid" or (status == "no_payment_required" and session.get("amount_total") == 0)
+
+
 def _session_paid(job, session, event_type) -> str:
     paid = actions.mark_paid(
         job.pk,
         email=_session_email(session),
         payment_intent_id=_id(session.get("payment_intent")),
+        discount_cents=session_discount(session),
         reason=f"Stripe {event_type} ({session.get('id', '')})",
     )
     return "paid" if paid else "already_paid"
 
 
 def on_session_completed(job, session, event_type) -> str:
-    if session.get("payment_status") in ("paid", "no_payment_required"):
+    if _session_is_paid(session):
         return _session_paid(job, session, event_type)
     # A delayed payment method: wait for async_payment_succeeded / _failed.
     logger.info("job %s: checkout completed, payment pending (%s)", job.pk, session.get("payment_status"))
@@ -315,11 +434,19 @@ def on_session_completed(job, session, event_type) -> str:
     return "waiting_for_payment"
 
 
+def on_async_payment_succeeded(job, session, event_type) -> str:
+    if not _session_is_paid(session):
+        logger.warning("job %s: %s with payment_status %r; ignored", job.pk, event_type, session.get("payment_status"))
+        return "ignored"
+    return _session_paid(job, session, event_type)
+
+
 def on_async_payment_failed(job, session, event_type) -> str:
     done = actions.mark_payment_failed(
         job.pk,
         reason=f"Stripe {event_type} ({session.get('id', '')})",
         message=_("The payment did not go through."),
+        confirmed_email=_confirmed_email(session),
     )
     return "payment_failed" if done else "ignored"
 
@@ -327,6 +454,15 @@ def on_async_payment_failed(job, session, event_type) -> str:
 def on_session_expired(job, session, event_type) -> str:
     done = actions.abandon_checkout(job.pk, reason=f"Stripe {event_type} ({session.get('id', '')})")
     return "abandoned" if done else "ignored"
+
+
+def on_session_mismatch(job, session, event_type, problems: list[str]) -> str:
+    actions.refuse_payment(
+        job.pk,
+        reason=f"Stripe {event_type} ({session.get('id', '')})",
+        detail="; ".join(problems),
+    )
+    return "mismatch"
 
 
 def latest_refund_id(charge: dict[str, Any]) -> str:
@@ -345,7 +481,7 @@ def latest_refund_id(charge: dict[str, Any]) -> str:
 def on_charge_refunded(job, charge, event_type) -> str:
     latest = latest_refund_id(charge)
     total = int(charge.get("amount_refunded") or 0)
-    full = bool(charge.get("refunded")) or total >= int(charge.get("amount") or job.amount_cents)
+    full = bool(charge.get("refunded")) or total >= int(charge.get("amount") or job.paid_amount_cents)
     actions.record_provider_refund(
         job.pk,
         refunded_total_cents=total,
@@ -374,7 +510,7 @@ def on_refund_updated(job, refund, event_type) -> str:
 
 HANDLERS = {
     "checkout.session.completed": on_session_completed,
-    "checkout.session.async_payment_succeeded": _session_paid,
+    "checkout.session.async_payment_succeeded": on_async_payment_succeeded,
     "checkout.session.async_payment_failed": on_async_payment_failed,
     "checkout.session.expired": on_session_expired,
     "charge.refunded": on_charge_refunded,
@@ -383,17 +519,36 @@ HANDLERS = {
 
 
 def apply_event(event: dict[str, Any]) -> HttpResponse:
-    """Apply a verified event once: its id is stored in the transaction that applies it."""
+    """Apply a verified event once, to the order it belongs to (see ``match_event``).
+
+    The event's id is stored in the transaction that applies it, so a redelivery or a
+    concurrent duplicate changes nothing.
+    """
     event_type = event.get("type", "")
     event_id = event.get("id", "")
     handler = HANDLERS.get(event_type)
     if handler is None or not event_id:
         return _answer("ignored")
     obj = (event.get("data") or {}).get("object") or {}
-    job = find_job(obj)
-    if job is None:
-        logger.info("Stripe %s %s matches no order; ignored", event_type, event_id)
+    how, job = match_event(event_type, obj)
+    if how == WAIT:
+        logger.warning(
+            "Stripe %s %s (%s) names order %s, which has not stored its Stripe id yet; "
+            "asking for redelivery", event_type, event_id, obj.get("id", ""), job.pk,
+        )
+        return _error(
+            "retry_later", _("This event arrived before the order it refers to was ready; send it again later."), 409
+        )
+    if how == FOREIGN:
+        if job is None:
+            logger.info("Stripe %s %s matches no order; ignored", event_type, event_id)
+        else:
+            logger.warning(
+                "Stripe %s %s (%s) names order %s but is not the checkout or payment this shop "
+                "created for it; ignored", event_type, event_id, obj.get("id", ""), job.pk,
+            )
         return _answer("ignored")
+    problems = session_mismatches(job, obj) if event_type in PAYING_EVENTS else []
     try:
         with transaction.atomic():
             try:
@@ -404,7 +559,10 @@ def apply_event(event: dict[str, Any]) -> HttpResponse:
             except IntegrityError:
                 logger.info("Stripe event %s (%s) already applied", event_id, event_type)
                 return _answer("duplicate")
-            outcome = handler(job, obj, event_type)
+            if problems:
+                outcome = on_session_mismatch(job, obj, event_type, problems)
+            else:
+                outcome = handler(job, obj, event_type)
     except actions.NotPaidYet:
         # Out of order (a refund before the payment): Stripe redelivers later.
         logger.warning("Stripe %s for job %s before its payment; asking for redelivery", event_type, job.pk)

@@ -1,7 +1,8 @@
 """The dummy provider's checkout page: Pay, Decline card, Cancel.
 
 Each button drives the same function a Stripe event would (``mark_paid``,
-``mark_payment_failed``), so the demo exercises the real order flow.
+``mark_payment_failed``), so the demo exercises the real order flow. A decline is told on
+the page only: no provider has confirmed the address typed here, so nothing is emailed.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def dummy_checkout(request, job_id):
             )
             return HttpResponseRedirect(_order_status_url(job))
         else:
+            # No email: the address on this page was typed into our own form, not confirmed
+            # by a payment provider, and each click would mail it again. The page says it.
             mark_payment_failed(
                 job.pk,
                 reason=_("Card declined on the dummy checkout page"),
