@@ -170,3 +170,92 @@ def test_a_refused_refund_is_reported_as_such(manager_client, paid_stripe_job, f
     assert job.status == "completed"  # the customer keeps the file; the admin sees why
     assert job.last_error
     assert messages and messages[0].startswith("The refund could not be made")
+
+
+# --- the resolve form's amount, through the real admin view as a logged-in superuser ------
+
+
+@pytest.fixture
+def superuser_csrf_client(superuser):
+    """A browser-like client: logged in with a password, CSRF checks on."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    assert client.login(username=superuser.get_username(), password="pw-root")
+    return client
+
+
+def post_from_inspect_page(client, action, job, data):
+    """Open the order in the admin, then submit the action's form with its CSRF token."""
+    import re
+
+    html = client.get(reverse("smi_orders:inspect", args=[job.pk])).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    response = client.post(
+        reverse(f"smi_orders:action_{action}", args=[job.pk]),
+        {**data, "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.mark.parametrize(
+    "currency, amount_cents, amount, why",
+    [
+        ("usd", 576, "Infinity", "Enter a plain amount"),
+        ("usd", 576, "-Infinity", "cannot be negative"),
+        ("usd", 576, "NaN", "Enter a plain amount"),
+        ("usd", 576, "sNaN", "Enter a plain amount"),
+        ("usd", 576, "1e999", "Enter a plain amount"),
+        ("usd", 576, "5.761", "at most 2 decimal places"),
+        ("jpy", 5000, "50.5", "whole numbers"),
+    ],
+)
+def test_resolve_refuses_amounts_that_are_not_plain_money_and_changes_nothing(
+    superuser_csrf_client, make_job, currency, amount_cents, amount, why
+):
+    job = make_job("needs_attention", paid_at=timezone.now(), amount_cents=amount_cents, currency=currency)
+
+    messages = post_from_inspect_page(
+        superuser_csrf_client, "resolve", job,
+        {"outcome": "refunded_outside", "reason": "Bank transfer", "amount": amount},
+    )
+
+    assert len(messages) == 1 and messages[0].startswith("Amount refunded:")
+    assert why in messages[0]
+    job.refresh_from_db()
+    assert job.status == "needs_attention"
+    assert (job.refund_amount_cents, job.refund_reason) == (0, "")
+    assert not job.events.exists()
+
+
+@pytest.mark.parametrize(
+    "currency, amount_cents, amount, refunded",
+    [("usd", 576, "2.50", 250), ("usd", 576, "2,5", 250), ("usd", 576, "5.760", 576), ("jpy", 5000, "50", 50)],
+)
+def test_resolve_takes_plain_amounts_in_the_orders_currency(
+    superuser_csrf_client, make_job, currency, amount_cents, amount, refunded
+):
+    job = make_job("needs_attention", paid_at=timezone.now(), amount_cents=amount_cents, currency=currency)
+
+    post_from_inspect_page(
+        superuser_csrf_client, "resolve", job,
+        {"outcome": "refunded_outside", "reason": "Bank transfer", "amount": amount},
+    )
+
+    job.refresh_from_db()
+    assert (job.status, job.refund_amount_cents) == ("refunded", refunded)
+
+
+def test_resolve_caps_the_amount_at_what_was_paid_after_a_discount(superuser_csrf_client, make_job):
+    job = make_job("needs_attention", paid_at=timezone.now(), amount_cents=576, discount_cents=100)
+
+    messages = post_from_inspect_page(
+        superuser_csrf_client, "resolve", job,
+        {"outcome": "refunded_outside", "reason": "x", "amount": "5.76"},
+    )
+    assert messages == ["Amount refunded: At most $4.76 was paid."]
+    post_from_inspect_page(superuser_csrf_client, "resolve", job, {"outcome": "refunded_outside", "reason": "x"})
+
+    job.refresh_from_db()
+    assert (job.status, job.refund_amount_cents) == ("refunded", 476)

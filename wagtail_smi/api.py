@@ -21,9 +21,10 @@ from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
-from . import catalog, pricing
+from . import catalog, delivery, pricing
 from .checkout import CheckoutError, order_status_url, quotes_for, start_checkout
 from .models import ImageClick, JobStatus, PurchaseJob
 from .ratelimit import rate_limit
@@ -57,14 +58,52 @@ def not_for_sale() -> JsonResponse:
 # --- input -------------------------------------------------------------------------------
 
 
+# Our bodies are flat objects; anything nested deeper is refused before it is parsed, since
+# ``json.loads`` recurses per level and raises ``RecursionError`` (a 500) on deep input.
+# The size bound is Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (a 413).
+MAX_JSON_DEPTH = 16
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``body`` nests arrays or objects more than ``limit`` deep, found without
+    recursion: strings are removed, then innermost ``[]``/``{}`` pairs, one level a pass.
+    Brackets that do not pair up (invalid JSON anyway) count as too deep."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    skeleton = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _level in range(limit):
+        if not skeleton:
+            return False
+        skeleton = _EMPTY_PAIR.sub(b"", skeleton)
+    return bool(skeleton)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The parsed body, or ``BadInput`` for anything malformed or too deeply nested.
+
+    The text is read as UTF-8 (RFC 8259), so the byte scan and the parser see the same
+    characters; ``json.loads`` on bytes would also guess UTF-16 and UTF-32."""
+    invalid = BadInput("body", _("The request body is not valid JSON."))
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise invalid
+    if json_too_deep(body):
+        raise BadInput("body", _("The request body is nested too deeply."))
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise invalid
+
+
 def read_input(request) -> tuple[dict[str, Any], bool]:
     """The request's fields and whether they came as JSON (typed) or form-encoded (strings)."""
     content_type = (request.content_type or "").lower()
     if content_type == "application/json":
-        try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput("body", _("The request body is not valid JSON."))
+        data = parse_json_body(request.body or b"{}")
         if not isinstance(data, dict):
             raise BadInput("body", _("The request body must be a JSON object."))
         return data, True
@@ -200,6 +239,47 @@ def prices_json(offer: catalog.SaleOffer) -> dict[str, Any]:
     }
 
 
+# What a ready order says about the download email (``delivery.ready_email_state``):
+# only what actually happened.
+READY_MESSAGES = {
+    "": gettext_lazy("Your image is ready to download."),
+    "sent": gettext_lazy(
+        "Your image is ready to download here; we have also emailed the link to you."
+    ),
+    "pending": gettext_lazy(
+        "Your image is ready to download here. The email with the download link will follow."
+    ),
+    "failed": gettext_lazy(
+        "Your image is ready to download here. We could not send you the email with the "
+        "download link, so please download it from this page."
+    ),
+}
+
+
+def support_email(job: PurchaseJob) -> str:
+    """The site's support address, or "" when it has none."""
+    if job.site_id is None:
+        return ""
+    from .models import SmiSiteSettings
+
+    row = SmiSiteSettings.objects.filter(site_id=job.site_id).only("support_email").first()
+    return row.support_email if row else ""
+
+
+def expired_message(job: PurchaseJob) -> str:
+    """A delivered order whose link has run out, and whom to ask for a new one."""
+    contact = support_email(job)
+    if contact:
+        return _(
+            "Your download link has expired, so the file can no longer be downloaded. To get "
+            "a new link, write to %(email)s and quote your order number %(order)s."
+        ) % {"email": contact, "order": job.short_id}
+    return _(
+        "Your download link has expired, so the file can no longer be downloaded. To get a "
+        "new link, contact the shop and quote your order number %(order)s."
+    ) % {"order": job.short_id}
+
+
 # Stage shown to buyers, and its progress, for each job state.
 def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
     status = job.status
@@ -225,10 +305,10 @@ def job_stage(job: PurchaseJob) -> tuple[str, int, str]:
             return "delivering", 90, _("Almost there: preparing your download.")
         progress = 60 if job.upscaler_status == "IN_PROGRESS" else 40
         return "upscaling", progress, _("Your image is being upscaled. This usually takes a minute or two.")
-    if status == JobStatus.COMPLETED and job.email:
-        return "ready", 100, _("Your image is ready. We have also emailed you the download link.")
+    if status == JobStatus.COMPLETED and (job.access_revoked_at or delivery.link_expired(job)):
+        return "expired", 100, expired_message(job)
     if status == JobStatus.COMPLETED:
-        return "ready", 100, _("Your image is ready to download.")
+        return "ready", 100, str(READY_MESSAGES[delivery.ready_email_state(job)])
     if status == JobStatus.REFUNDED:
         return "refunded", 100, _(
             "This order was refunded to your original payment method. It usually appears "
@@ -252,12 +332,12 @@ def job_status_json(job: PurchaseJob) -> dict[str, Any]:
         "progress": progress,
         "message": message,
     }
-    if job.status == JobStatus.COMPLETED and not job.access_revoked_at and not job.file_deleted_at:
+    if stage == "ready":  # never once the link has expired: the route would answer 410
         data["download_url"] = absolute_url(
             reverse("wagtail_smi:order_download", args=[job.pk]) + "?key=" + job.access_key
         )
-        if job.token_expires_at:
-            data["expires_at"] = iso_utc(job.token_expires_at)
+    if job.status == JobStatus.COMPLETED and job.token_expires_at:
+        data["expires_at"] = iso_utc(job.token_expires_at)
     return data
 
 

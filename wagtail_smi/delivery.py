@@ -126,6 +126,30 @@ def download_url(token: str) -> str:
     return absolute_url(reverse("wagtail_smi:download", args=[token]))
 
 
+def link_expired(job: PurchaseJob, now=None) -> bool:
+    """Whether the delivered file's time is up: the token's expiry has passed (even before
+    the daily cleanup deletes the file), or the file is already gone."""
+    if job.file_deleted_at:
+        return True
+    return bool(job.token_expires_at and job.token_expires_at <= (now or timezone.now()))
+
+
+def ready_email_state(job: PurchaseJob) -> str:
+    """What became of the "download ready" email: ``"sent"``, ``"failed"`` (an attempt
+    failed; the sweeper may still try again), ``"pending"`` (not sent yet), or ``""`` when
+    the order has no email address."""
+    from .models import JobEvent
+
+    if not job.email:
+        return ""
+    if job.delivery_email_sent_at:
+        return "sent"
+    failed = JobEvent.objects.filter(
+        job=job, kind=JobEvent.Kind.NOTE, reason__startswith=EMAIL_FAILED_NOTE
+    ).exists()
+    return "failed" if failed else "pending"
+
+
 def job_for_token(token: str) -> PurchaseJob | None:
     if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         return None
@@ -259,8 +283,9 @@ def error_response(status: int, code: str, message: str) -> JsonResponse:
 def refusal(job: PurchaseJob, request=None) -> JsonResponse | None:
     """Why this job's file cannot be downloaded now, as a response, or None.
 
-    With the ``request``, a used-up download limit still lets the same client resume (a
-    ranged request, see ``serve``), which ``serve`` then does not count."""
+    With the ``request``, a used-up download limit still lets through what may be a resume
+    (a range after byte 0 from a client with a counted download); ``serve`` decides
+    strictly, once it knows the file's size, and refuses what it cannot count."""
     # Gone for good (410) is checked before "not ready" (425): an order that was delivered,
     # refunded, and then needs attention (say the refund failed) must not look pending.
     status = job.status
@@ -318,22 +343,32 @@ def _count_download(job: PurchaseJob) -> bool:
     )
 
 
-def _downloaded_recently(job: PurchaseJob, ip_hash: str) -> bool:
-    """Whether this client has a download of this job within ``RESUME_WINDOW``.
+def _counted_recently(job: PurchaseJob, ip_hash: str) -> bool:
+    """Whether this client has a counted download of this job within ``RESUME_WINDOW``.
 
-    Every logged download was either counted or itself a resume of a counted one, so any
-    recent one will do (a ``DownloadEvent`` does not record whether it was counted).
-    """
+    Only counted ones: a free resume must not vouch for the next one, or a client could
+    chain resumes past the window and the limit."""
     if not ip_hash:
         return False
     since = timezone.now() - RESUME_WINDOW
-    return DownloadEvent.objects.filter(job=job, ip_hash=ip_hash, created_at__gte=since).exists()
+    return DownloadEvent.objects.filter(
+        job=job, ip_hash=ip_hash, counted=True, created_at__gte=since
+    ).exists()
+
+
+def _is_resume(byte_range, job: PurchaseJob, ip_hash: str) -> bool:
+    """A ranged request is a free resume only when it starts after byte 0 and the same
+    client already had a counted download; ``bytes=0-`` is a whole new copy."""
+    return bool(byte_range) and byte_range[0] > 0 and _counted_recently(job, ip_hash)
 
 
 def _may_resume(request, job: PurchaseJob) -> bool:
-    if request is None or request.method != "GET" or not request.headers.get("Range", "").startswith("bytes="):
+    if request is None or request.method != "GET":
         return False
-    return _downloaded_recently(job, hash_ip(client_ip(request)))
+    header = request.headers.get("Range", "")
+    if not header.startswith("bytes=") or re.match(r"bytes=\s*0+\s*-", header):
+        return False  # no range, or one that starts at byte 0
+    return _counted_recently(job, hash_ip(client_ip(request)))
 
 
 def _ranged_body(handle, start: int, length: int):
@@ -359,9 +394,11 @@ def download_filename(job: PurchaseJob) -> str:
 def serve(request, job: PurchaseJob) -> HttpResponse:
     """Answer a download request for a job that passed ``refusal()``.
 
-    A ranged request is a resume, logged but not counted, only when the same client
-    (hashed IP) already downloaded this job within ``RESUME_WINDOW``; otherwise it counts
-    like a full download, so repeating ``Range: bytes=1-`` cannot bypass the limit.
+    A ranged request is a resume, logged but not counted, only when it starts after byte 0
+    and the same client (hashed IP) had a counted download of this job within
+    ``RESUME_WINDOW``; anything else counts like a full download, so neither repeating
+    ``Range: bytes=0-`` nor chaining resumes can bypass the limit. Each ``DownloadEvent``
+    records whether it was counted.
     """
     storage = private_storage()
     name = job.result_path
@@ -380,10 +417,12 @@ def serve(request, job: PurchaseJob) -> HttpResponse:
         return response
     if not head:
         ip_hash = hash_ip(client_ip(request))
-        resuming = byte_range is not None and _downloaded_recently(job, ip_hash)
+        resuming = _is_resume(byte_range, job, ip_hash)
         if not resuming and not _count_download(job):
             return error_response(410, "limit_reached", _("This file has been downloaded too many times."))
-        DownloadEvent.objects.create(job=job, ip_hash=ip_hash, ranged=byte_range is not None)
+        DownloadEvent.objects.create(
+            job=job, ip_hash=ip_hash, ranged=byte_range is not None, counted=not resuming
+        )
 
     mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
     if mode in {"x-accel-redirect", "x-sendfile"} and not head:

@@ -13,13 +13,15 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
+from django.template import Context, Template
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from .conf import smi_settings
 from .pricing import format_price, quote_all
+from .upscalers import within_upscaler_limits
 from .utils import absolute_url
 
 logger = logging.getLogger(__name__)
@@ -68,13 +70,25 @@ def _base_context(job) -> dict:
     }
 
 
+def render_plain_text(template_name: str, context: dict) -> str:
+    """Render a template with autoescaping off: a subject is a header, not HTML, so a title
+    such as "Fish & Chips" must not arrive as "Fish &amp; Chips". (Header injection is
+    not possible: the caller joins the lines, and Django refuses line breaks in headers.)"""
+    template = get_template(template_name)
+    compiled = getattr(template, "template", None)
+    if isinstance(compiled, Template):  # the Django template language: render unescaped
+        return compiled.render(Context(context, autoescape=False))
+    return template.render(context)
+
+
 def _send(name: str, context: dict, recipients: list[str], *, language: str = "") -> bool:
     recipients = [r for r in recipients if r]
     if not recipients:
         logger.warning("email %s for job %s not sent: no recipient", name, context["job"].pk)
         return False
     with translation.override(language or settings.LANGUAGE_CODE):
-        subject = " ".join(render_to_string(f"wagtail_smi/emails/{name}_subject.txt", context).split())
+        subject = render_plain_text(f"wagtail_smi/emails/{name}_subject.txt", context)
+        subject = " ".join(subject.split())  # one line: a header
         text = render_to_string(f"wagtail_smi/emails/{name}.txt", context)
         html = render_to_string(f"wagtail_smi/emails/{name}.html", context)
     message = EmailMultiAlternatives(
@@ -171,5 +185,6 @@ def _alternatives(job) -> list:
     site_settings = _site_settings(job)
     if not site_settings or not job.original_width or not job.original_height:
         return []
-    quotes = quote_all(job.original_width, job.original_height, site_settings.pricing_rules())
+    rules = within_upscaler_limits(site_settings.pricing_rules())
+    quotes = quote_all(job.original_width, job.original_height, rules)
     return [quote for quote in quotes.values() if quote.available and quote.key != job.resolution]

@@ -17,14 +17,21 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_protect
 
 from . import catalog, pricing
-from .api import BadInput, get_email, job_stage, job_status_json, record_click
+from .api import (
+    BadInput,
+    get_email,
+    job_status_json,
+    record_click,
+    support_email,
+)
 from .checkout import CheckoutError, quotes_for, start_checkout
 from .conf import smi_settings
 from .models import JobStatus, PurchaseJob
 from .ratelimit import check_rate_limit
 from .utils import parse_id
 
-# The stages a buyer sees, in order (``api.job_stage`` says which one a job is at).
+# The stages a buyer sees, in order (``api.job_stage`` says which one a job is at). An
+# expired order was delivered: every stage is done, and the message explains the rest.
 STAGES = (
     ("paid", gettext_lazy("Paid")),
     ("upscaling", gettext_lazy("Upscaling")),
@@ -32,6 +39,10 @@ STAGES = (
     ("ready", gettext_lazy("Ready")),
 )
 STAGE_KEYS = [key for key, _label in STAGES]
+DELIVERED_STAGES = {"ready", "expired"}
+# Stages shown as a notice; all but "expired" (whose message names the contact) also get
+# the support paragraph.
+PROBLEM_STAGES = {"failed", "refunded", "needs_attention", "abandoned", "expired"}
 
 
 def _too_many(request, scope: str):
@@ -138,13 +149,15 @@ def order_status(request, job_id):
     key = request.GET.get("key")
     if job is None or not job.check_access_key(key):
         raise Http404(_("We could not find this order."))
-    stage, progress, message = job_stage(job)
+    status_json = job_status_json(job)  # the page shows what job-status answers
+    stage, progress, message = status_json["stage"], status_json["progress"], status_json["message"]
+    download_url = status_json.get("download_url")
     current = STAGE_KEYS.index(stage) if stage in STAGE_KEYS else -1
     stages = [
         {
             "key": k,
             "label": label,
-            "done": 0 <= i < current or stage == "ready",
+            "done": 0 <= i < current or stage in DELIVERED_STAGES,
             "current": i == current,
         }
         for i, (k, label) in enumerate(STAGES)
@@ -161,7 +174,6 @@ def order_status(request, job_id):
             mailbox_url = reverse("wagtail_smi:demo_mailbox")
         except NoReverseMatch:
             mailbox_url = None
-    status_json = job_status_json(job)
     response = TemplateResponse(
         request,
         "wagtail_smi/storefront/order_status.html",
@@ -174,14 +186,16 @@ def order_status(request, job_id):
             "rendition": rendition,
             "price_display": pricing.format_price(job.amount_cents, job.currency),
             "status_api_url": reverse("wagtail_smi:job_status", args=[job.pk]) + "?key=" + key,
-            "download_url": status_json.get("download_url"),
+            "download_url": download_url,
             "expires_at": job.token_expires_at,
+            # order.js asks again when the link on offer expires.
+            "expires_iso": status_json.get("expires_at", "") if download_url else "",
             "is_final": job.status in {
                 JobStatus.COMPLETED, JobStatus.REFUNDED, JobStatus.ABANDONED,
                 JobStatus.NEEDS_ATTENTION,
             },
-            "is_problem": stage in {"failed", "refunded", "needs_attention", "abandoned"},
-            "support_email": _support_email(job),
+            "is_problem": stage in PROBLEM_STAGES,
+            "support_email": support_email(job),
             "mailbox_url": mailbox_url,
             "retry_url": job.cancel_url,
         },
@@ -190,11 +204,3 @@ def order_status(request, job_id):
     response["Referrer-Policy"] = "no-referrer"  # the key is in the URL
     return response
 
-
-def _support_email(job) -> str:
-    if job.site_id is None:
-        return ""
-    from .models import SmiSiteSettings
-
-    row = SmiSiteSettings.objects.filter(site_id=job.site_id).only("support_email").first()
-    return row.support_email if row else ""

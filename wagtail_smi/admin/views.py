@@ -8,7 +8,7 @@ message. A domain function that raises is reported as an admin error, never a cr
 from __future__ import annotations
 
 import logging
-from decimal import Decimal, InvalidOperation
+import re
 
 from django import forms
 from django.contrib import messages
@@ -58,25 +58,50 @@ class ResolveForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_amount(self):
-        """The refunded amount, in major units as typed (e.g. 5.76): minor units out."""
+        """The refunded amount, typed in major units (5.76), as minor units; empty means
+        everything that was paid."""
         raw = (self.cleaned_data.get("amount") or "").strip()
+        paid = self.job.paid_amount_cents
         if not raw:
-            return self.job.amount_cents
-        try:
-            value = Decimal(raw.replace(",", "."))
-        except InvalidOperation:
-            raise forms.ValidationError(gettext("Enter an amount such as 5.76."))
-        exponent = minor_unit_exponent(self.job.currency)
-        cents = value * (Decimal(10) ** exponent)
-        if cents != cents.to_integral_value() or cents < 0:
-            raise forms.ValidationError(gettext("Enter an amount such as 5.76."))
-        cents = int(cents)
-        if cents > self.job.amount_cents:
+            return paid
+        cents = parse_major_amount(raw, self.job.currency)
+        if cents > paid:
             raise forms.ValidationError(
                 gettext("At most %(amount)s was paid.")
-                % {"amount": format_price(self.job.amount_cents, self.job.currency)}
+                % {"amount": format_price(paid, self.job.currency)}
             )
         return cents
+
+
+# A plain amount: digits, optionally a decimal point (or comma) and more digits. Nothing
+# that ``Decimal`` would also take: no sign, exponent, "Infinity" or "NaN".
+PLAIN_AMOUNT = re.compile(r"(\d+)(?:[.,](\d+))?", re.ASCII)
+
+
+def parse_major_amount(raw: str, currency: str) -> int:
+    """``"5.76"`` → 576 (for USD): finite, not negative, and no finer than the currency's
+    minor unit (trailing zeros aside), else a ``ValidationError`` that says which."""
+    exponent = minor_unit_exponent(currency)
+    example = "5" if exponent == 0 else "5." + "76543"[:exponent]
+    match = PLAIN_AMOUNT.fullmatch(raw)
+    if match is None:
+        if raw.startswith("-"):
+            raise forms.ValidationError(gettext("The amount cannot be negative."))
+        raise forms.ValidationError(
+            gettext("Enter a plain amount such as %(example)s.") % {"example": example}
+        )
+    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(fraction) > exponent:
+        if exponent == 0:
+            message = gettext("%(currency)s amounts are whole numbers, such as %(example)s.")
+        else:
+            message = gettext(
+                "%(currency)s amounts have at most %(places)d decimal places, such as %(example)s."
+            )
+        raise forms.ValidationError(
+            message % {"currency": currency.upper(), "places": exponent, "example": example}
+        )
+    return int(whole + fraction.ljust(exponent, "0"))
 
 
 def _form_errors(form: forms.Form) -> str:

@@ -2,10 +2,14 @@
 (function () {
   "use strict";
   var root = document.querySelector(".smi-order[data-status-url]");
-  if (!root || root.dataset.final === "1") return;
+  if (!root) return;
 
   var STAGES = ["paid", "upscaling", "delivering", "ready"];
-  var FINAL = ["ready", "refunded", "abandoned", "needs_attention"];
+  // "expired": delivered, but the link has run out (every stage done, no download).
+  var DELIVERED = ["ready", "expired"];
+  var FINAL = ["ready", "expired", "refunded", "abandoned", "needs_attention"];
+  var PROBLEMS = ["failed", "refunded", "needs_attention", "abandoned", "expired"];
+  var MAX_TIMER = 2147483647; // setTimeout's longest wait (about 24 days)
   var delay = 2000;          // first poll after 2 s...
   var MAX_DELAY = 30000;     // ...backing off to every 30 s
   var progress = root.querySelector(".smi-progress");
@@ -18,12 +22,16 @@
     root.querySelectorAll(".smi-stages li").forEach(function (li, i) {
       var current = i === index;
       li.classList.toggle("is-current", current);
-      li.classList.toggle("is-done", (index >= 0 && i < index) || data.stage === "ready");
+      li.classList.toggle("is-done", (index >= 0 && i < index) || DELIVERED.indexOf(data.stage) >= 0);
       if (current) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
     });
     if (progress) { progress.value = data.progress; progress.textContent = data.progress + "%"; }
     if (message && message.textContent !== data.message) message.textContent = data.message;
-    message.classList.toggle("smi-notice", ["failed", "refunded", "needs_attention", "abandoned"].indexOf(data.stage) >= 0);
+    message.classList.toggle("smi-notice", PROBLEMS.indexOf(data.stage) >= 0);
+    if (download && !data.download_url) {
+      download.hidden = true;  // e.g. the link expired while the page was open
+      download.querySelector("a").removeAttribute("href");
+    }
     if (download && data.download_url) {
       download.querySelector("a").href = data.download_url;
       download.hidden = false;
@@ -52,6 +60,7 @@
       })
       .then(function (data) {
         render(data);
+        if (data.stage === "ready") watchExpiry(data.expires_at);
         if (FINAL.indexOf(data.stage) >= 0) return;
         // Back off while nothing changes; poll briskly again when the stage moves.
         delay = data.stage === lastStage ? Math.min(delay * 1.5, MAX_DELAY) : 2000;
@@ -64,5 +73,17 @@
       });
   }
 
+  // A ready page asks once more when the link expires, so the button does not outlive it.
+  // Checked against the server's clock: if the browser's runs ahead, ask again a minute on.
+  function watchExpiry(iso) {
+    var left = Date.parse(iso || "") - Date.now();
+    if (isNaN(left) || left >= MAX_TIMER) return;
+    window.setTimeout(poll, left > 0 ? left + 1000 : 60000);
+  }
+
+  if (root.dataset.final === "1") {
+    if (root.dataset.stage === "ready") watchExpiry(root.dataset.expiresAt);
+    return;
+  }
   window.setTimeout(poll, delay);
 })();
