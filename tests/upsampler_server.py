@@ -6,6 +6,8 @@ Standard library only: a ``ThreadingHTTPServer`` on 127.0.0.1 that answers
 the test sets before acting:
 
 - ``submit_error``: ``(http_status, message)`` answered to every submit (final errors);
+- ``submit_delay``: seconds to wait before answering a submit that was accepted (the job
+  exists and counts): longer than the client's timeout, the answer is lost;
 - ``fail_next``: answer this many API requests with HTTP 503 first (retryable errors);
 - ``pending_polls``: status answers ``IN_PROGRESS`` this many times before ``SUCCESS``
   (``None``: never finishes, a slow upscaler);
@@ -28,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +45,7 @@ class FakeUpsampler:
         self.api_key = api_key
         self.result_size: tuple[int, int] = (8, 8)
         self.submit_error: tuple[int, str] | None = None
+        self.submit_delay = 0.0
         self.fail_next = 0
         self.pending_polls: int | None = 0
         self.status_failed = False
@@ -203,7 +207,12 @@ class FakeUpsampler:
                     return self._json(status, {"error": message})
                 job_id = uuid.uuid4().hex
                 fake.jobs[job_id] = {"polls": 0, "webhook": body.get("webhook", ""), "input": body.get("input")}
-                self._json(200, {"id": job_id, "status": "IN_QUEUE", "creditCost": fake.credit_cost})
+                if fake.submit_delay:
+                    time.sleep(fake.submit_delay)
+                try:
+                    self._json(200, {"id": job_id, "status": "IN_QUEUE", "creditCost": fake.credit_cost})
+                except OSError:  # the client gave up waiting: the job exists all the same
+                    return None
                 if fake.callbacks and fake.pending_polls == 0 and not fake.status_failed:
                     threading.Thread(target=fake._send_callback, args=(job_id,), daemon=True).start()
                 return None

@@ -16,6 +16,7 @@ from . import pricing, workflow
 from .catalog import SaleOffer
 from .models import PurchaseJob
 from .payments import get_payment_provider
+from .upscalers import within_upscaler_limits
 from .utils import absolute_url
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class CheckoutError(Exception):
 
 def quotes_for(offer: SaleOffer) -> tuple[dict[str, pricing.Quote], str]:
     """Every quote the offer allows, and the currency; sizes come from the stored image."""
-    rules = offer.settings().pricing_rules()
+    rules = within_upscaler_limits(offer.settings().pricing_rules())
     quotes = pricing.quote_all(
         offer.image.width, offer.image.height, rules, only=offer.resolutions or None
     )

@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
     # Upscaler polling when no callback arrives.
     "POLL_START_SECONDS": 30,
     "POLL_MAX_INTERVAL_SECONDS": 120,
+    # A submission whose answer was lost (the upscaler may have it, and be paid for it)
+    # is never sent again on its own: its callback is awaited this long, then an admin decides.
+    "SUBMISSION_GRACE_MINUTES": 15,
     # Fetching results.
     "RESULT_MAX_BYTES": 300 * 1024 * 1024,
     "FETCH_TIMEOUT_SECONDS": 60,

@@ -5,8 +5,10 @@
 
 Every entry point loads the job by id and is safe to run twice: claiming ``paid →
 processing`` is a locked transition only one worker wins; a job that has an upscaler job
-id is polled, never resubmitted; delivery re-checks the state under the row lock, so a
-replayed callback or a re-run task never delivers or emails twice.
+id is polled, never resubmitted, and neither is one stamped as submitted whose answer was
+lost (it waits for the upscaler's callback, then for an admin); delivery re-checks the
+state under the row lock, so a replayed callback or a re-run task never delivers or
+emails twice.
 
 Business retries live in the job (``attempts``, ``next_attempt_at``, exponential backoff
 with jitter, ``MAX_ATTEMPTS``); ``next_attempt_at`` doubles as a lease while a worker
@@ -20,17 +22,15 @@ submission kept failing, → ``needs_attention`` and the admins are emailed.
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import logging
 import random
-import socket
+import re
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.http import JsonResponse
@@ -46,9 +46,16 @@ from .upscalers import (
     SUCCESS,
     FinalUpscalerError,
     RetryableUpscalerError,
+    UpscalerError,
     get_upscaler,
 )
 from .upscalers.base import pixel_limit
+from .upscalers.results import (
+    ResultFetcher,
+    ResultRejected,
+    any_address,
+    is_public_address,
+)
 from .workflow import TransitionNotAllowed, locked_job, record_note, transition, update_job
 
 logger = logging.getLogger(__name__)
@@ -64,10 +71,6 @@ REASON_RESULT_UNAVAILABLE = "result_unavailable"
 EARLY_CALLBACK = "CALLBACK_RECEIVED"
 # Errors that mean the shop's own setup is broken: the admins hear about them at once.
 SETUP_ERRORS = {"invalid_api_key", "insufficient_credits"}
-
-
-class ResultRejected(Exception):
-    """The upscaler's result cannot be accepted (URL not allowed, too big, not an image)."""
 
 
 # Small helpers ---------------------------------------------------------------------------
@@ -128,12 +131,23 @@ def process_job(job_id) -> None:
 
 def handle_upscaler_callback(request, job_id, secret: str):
     """The upscaler says something happened. A hint only: the status is confirmed with the
-    upscaler's API (using the id we stored, never anything from the body) before acting."""
-    job = PurchaseJob.objects.filter(pk=job_id).only("id", "status", "upscaler_job_id").first()
+    upscaler's API (using the id we stored, never anything from the body) before acting.
+
+    One exception, confirmed too: a job whose submission's answer was lost (stamped, but
+    without the upscaler's id) adopts the id the callback names, once the upscaler's API
+    confirms it (``_adopt_from_callback``).
+    """
+    job = (
+        PurchaseJob.objects.filter(pk=job_id)
+        .only("id", "status", "upscaler_job_id", "upscaler_submitted_at")
+        .first()
+    )
     if job is None or not job.check_callback_secret(secret):
         return JsonResponse({"error": "not_found", "message": _("Not found.")}, status=404)
     if job.status != S.PROCESSING:
         return JsonResponse({"received": True})
+    if not job.upscaler_job_id and job.upscaler_submitted_at:
+        _adopt_from_callback(job, _callback_job_id(request))
     with locked_job(job) as current:
         if current.status == S.PROCESSING and current.upscaler_job_id:
             from .tasks import enqueue_processing
@@ -146,6 +160,68 @@ def handle_upscaler_callback(request, job_id, secret: str):
             current.upscaler_status = EARLY_CALLBACK
             current.save(update_fields=["upscaler_status", "updated_at"])
     return JsonResponse({"received": True})
+
+
+CALLBACK_MAX_BYTES = 64 * 1024
+_UPSCALER_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _callback_job_id(request) -> str:
+    """The upscaler's job id named in a callback's JSON body, or ``""``."""
+    body = request.body
+    if not body or len(body) > CALLBACK_MAX_BYTES:
+        return ""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    value = data.get("id") if isinstance(data, dict) else None
+    value = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    return value if _UPSCALER_JOB_ID.fullmatch(value) else ""
+
+
+def _adopt_from_callback(job: PurchaseJob, candidate: str) -> None:
+    """Record the upscaler's job id from a callback, as if the lost answer had arrived.
+
+    The callback's URL carries the job's secret, which only the upscaler was given; still,
+    the id counts only once the upscaler's API confirms that it knows this job, and never
+    when another order already has it.
+    """
+    if not candidate:
+        return
+    upscaler = get_upscaler()
+    if upscaler.synchronous:
+        return
+    if PurchaseJob.objects.filter(upscaler_job_id=candidate).exclude(pk=job.pk).exists():
+        logger.warning("job %s: callback named an upscaler job another order has; ignored", job.pk)
+        record_note(job, f"callback named {upscaler.name} job {candidate}, which belongs to another order; ignored")
+        return
+    try:
+        status = upscaler.status(candidate)
+    except UpscalerError as exc:
+        record_note(job, f"callback named {upscaler.name} job {candidate}, not confirmed ({exc}); not adopted")
+        return
+    except Exception:  # a bug, or an answer the client did not expect: the grace period goes on
+        logger.exception("job %s: confirming the callback's upscaler job failed", job.pk)
+        return
+    now = timezone.now()
+    with locked_job(job) as current:
+        if current.status != S.PROCESSING or current.upscaler_job_id or not current.upscaler_submitted_at:
+            return
+        current.upscaler_job_id = candidate
+        current.upscaler_status = status.status
+        if status.credits is not None:
+            current.upscaler_credits = status.credits
+        current.attempts = 0
+        current.last_error = ""
+        current.next_attempt_at = now
+        current.save(
+            update_fields=[
+                "upscaler_job_id", "upscaler_status", "upscaler_credits", "attempts",
+                "last_error", "next_attempt_at", "updated_at",
+            ]
+        )
+    record_note(current, f"submitted to {upscaler.name} as {candidate} (the answer was lost; taken from its confirmed callback)")
 
 
 def retry_job(job_id, *, actor=None) -> PurchaseJob:
@@ -169,6 +245,8 @@ def retry_job(job_id, *, actor=None) -> PurchaseJob:
         deadline_at=now + timedelta(minutes=smi_settings.JOB_DEADLINE_MINUTES),
         upscaler_job_id=job.upscaler_job_id if keep_remote else "",
         upscaler_status=job.upscaler_status if keep_remote else "",
+        # The admin has checked that the upscaler does not have the job: submit again.
+        upscaler_submitted_at=job.upscaler_submitted_at if keep_remote else None,
     )
     from .tasks import enqueue_processing
 
@@ -265,6 +343,8 @@ def _continue(job: PurchaseJob) -> None:
     if now >= job_deadline(job):
         if job.upscaler_job_id:
             _needs_attention(job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}")
+        elif job.upscaler_submitted_at:
+            _needs_attention(job, f"deadline passed; {_lost_submission_message(job)}")
         else:
             _needs_attention(job, "the deadline passed before the upscaler accepted the job")
         return
@@ -272,23 +352,32 @@ def _continue(job: PurchaseJob) -> None:
     if job.upscaler_job_id and not upscaler.synchronous:
         _poll(job, upscaler)
         return
-    # Submitted nowhere yet: a crashed worker, or a retry waiting for its backoff.
+    # No upscaler job id yet: a crashed worker, a retry waiting for its backoff, or a
+    # submission whose answer was lost.
     with locked_job(job) as current:
         due = current.next_attempt_at is None or current.next_attempt_at <= now
         if current.status != S.PROCESSING or current.upscaler_job_id or not due:
             return
-        current.next_attempt_at = now + timedelta(seconds=lease_seconds())
-        current.save(update_fields=["next_attempt_at", "updated_at"])
-    _run(current, upscaler)
+        if current.upscaler_submitted_at is None:
+            current.next_attempt_at = now + timedelta(seconds=lease_seconds())
+            current.save(update_fields=["next_attempt_at", "updated_at"])
+    if current.upscaler_submitted_at:
+        _await_lost_submission(current, now)
+    else:
+        _run(current, upscaler)
 
 
 def _run(job: PurchaseJob, upscaler) -> None:
     """Submit to an asynchronous upscaler, or upscale right here with a synchronous one."""
+    if upscaler.synchronous:
+        _upscale_here(job, upscaler)
+    else:
+        _submit(job, upscaler)
+
+
+def _upscale_here(job: PurchaseJob, upscaler) -> None:
     try:
-        if upscaler.synchronous:
-            path = upscaler.upscale(job, temp_dir())
-        else:
-            result = upscaler.submit(job)
+        path = upscaler.upscale(job, temp_dir())
     except FinalUpscalerError as exc:
         _fail(job, REASON_UPSCALE_FAILED, f"{exc.code}: {exc}", alert=exc.code in SETUP_ERRORS)
         return
@@ -302,32 +391,106 @@ def _run(job: PurchaseJob, upscaler) -> None:
         logger.exception("job %s: %s failed unexpectedly", job.pk, upscaler.name)
         _retry_later(job, f"{exc.__class__.__name__}: {exc}", on_exhausted="attention")
         return
-    if upscaler.synchronous:
-        try:
-            _validate_and_deliver(job, path)
-        except Exception as exc:
-            _unexpected_failure(job, "delivering the result", exc)
-        finally:
-            path.unlink(missing_ok=True)
+    try:
+        _validate_and_deliver(job, path)
+    except Exception as exc:
+        _unexpected_failure(job, "delivering the result", exc)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _submit(job: PurchaseJob, upscaler) -> None:
+    """Submit to an asynchronous upscaler, which charges for every submission it receives.
+
+    The attempt is stamped, and committed, before the request leaves: when the worker dies
+    or the answer is lost, the next worker finds the stamp and does not submit again; it
+    waits for the upscaler's callback instead (``_await_lost_submission``). Only an error
+    that proves the request never arrived (no connection, 429, 503...) clears the stamp
+    and lets a later attempt submit again.
+    """
+    job = update_job(job, upscaler_submitted_at=timezone.now())
+    try:
+        result = upscaler.submit(job)
+    except FinalUpscalerError as exc:  # an answer refusing the job: nothing was started
+        _fail(job, REASON_UPSCALE_FAILED, f"{exc.code}: {exc}", alert=exc.code in SETUP_ERRORS)
         return
+    except RetryableUpscalerError as exc:
+        if exc.may_have_arrived:
+            _submission_in_doubt(job, str(exc))
+        else:
+            job = update_job(job, upscaler_submitted_at=None)
+            _retry_later(job, str(exc), on_exhausted="attention")
+        return
+    except Exception as exc:  # a bug, or an answer the client did not expect
+        logger.exception("job %s: submitting to %s failed unexpectedly", job.pk, upscaler.name)
+        _submission_in_doubt(job, f"{exc.__class__.__name__}: {exc}")
+        return
+    _record_submission(job, upscaler, result)
+
+
+def _record_submission(job: PurchaseJob, upscaler, result) -> None:
     now = timezone.now()
     with locked_job(job) as current:
+        adopted = current.upscaler_job_id  # from a confirmed callback that came first
         called_back = current.upscaler_status == EARLY_CALLBACK
-        current.upscaler_job_id = result.external_id
-        current.upscaler_status = result.status
-        current.upscaler_credits = result.credits
-        current.attempts = 0
-        current.last_error = ""
-        current.next_attempt_at = now + timedelta(seconds=smi_settings.POLL_START_SECONDS)
-        current.save(
-            update_fields=[
-                "upscaler_job_id", "upscaler_status", "upscaler_credits", "attempts",
-                "last_error", "next_attempt_at", "updated_at",
-            ]
-        )
+        if not adopted:
+            fields = {
+                "upscaler_job_id": result.external_id,
+                "upscaler_status": result.status,
+                "upscaler_credits": result.credits,
+            }
+            if current.status == S.PROCESSING:
+                fields.update(
+                    attempts=0,
+                    last_error="",
+                    next_attempt_at=now + timedelta(seconds=smi_settings.POLL_START_SECONDS),
+                )
+            for name, value in fields.items():
+                setattr(current, name, value)
+            current.save(update_fields=[*fields, "updated_at"])
+    if adopted:
+        if adopted != result.external_id:
+            logger.warning("job %s: %s answered %s, but %s was adopted already", job.pk, upscaler.name, result.external_id, adopted)
+            record_note(current, f"{upscaler.name} also answered with {result.external_id}; keeping {adopted}")
+        return
     record_note(current, f"submitted to {upscaler.name} as {result.external_id}")
-    if called_back:
+    if called_back and current.status == S.PROCESSING:
         _poll(current, upscaler)
+
+
+def _submission_in_doubt(job: PurchaseJob, error: str) -> None:
+    """The upscaler may have received the submission, and charged for it, though no usable
+    answer came back: wait for its callback (which names its job) rather than pay twice."""
+    stamp = job.upscaler_submitted_at or timezone.now()
+    wait_until = min(stamp + timedelta(minutes=smi_settings.SUBMISSION_GRACE_MINUTES), job_deadline(job))
+    job = update_job(job, last_error=f"submission unconfirmed: {error}"[:1000], next_attempt_at=wait_until)
+    record_note(
+        job,
+        f"submission unconfirmed ({error[:200]}); not submitting again, waiting for the upscaler's "
+        f"callback until {wait_until:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _await_lost_submission(job: PurchaseJob, now) -> None:
+    """A job stamped as submitted but without the upscaler's id: its callback may still
+    come; once the grace period is over, an admin decides (the upscaler's dashboard shows
+    whether it has the job)."""
+    grace_end = job.upscaler_submitted_at + timedelta(minutes=smi_settings.SUBMISSION_GRACE_MINUTES)
+    if now >= grace_end:
+        _needs_attention(job, _lost_submission_message(job))
+    else:
+        update_job(job, next_attempt_at=min(grace_end, job_deadline(job)))
+
+
+def _lost_submission_message(job: PurchaseJob) -> str:
+    return (
+        f"the submission to {job.upscaler or 'the upscaler'} at "
+        f"{job.upscaler_submitted_at:%Y-%m-%d %H:%M:%S} UTC got no usable answer "
+        f"({job.last_error or 'the worker stopped'}) and no callback named its job within "
+        f"{smi_settings.SUBMISSION_GRACE_MINUTES} minutes. The upscaler may have the job, and "
+        "have charged for it: look for this order in its dashboard before retrying, since a "
+        "retry submits again."
+    )[:1000]
 
 
 def _poll(job: PurchaseJob, upscaler) -> None:
@@ -526,79 +689,34 @@ def refund_failed(job_id, reason: str) -> None:
 # Fetching and validating results ---------------------------------------------------------
 
 
-def check_result_url(url: str) -> None:
-    """Refuse anything but https from public addresses (unless ALLOW_PRIVATE_URLS)."""
+def result_fetcher(**overrides) -> ResultFetcher:
+    """The result fetcher the settings describe: https from public addresses, or (with
+    ``ALLOW_PRIVATE_URLS``, tests only) http too and any address. ``overrides`` replace
+    its parts (the address policy, the resolver, the trusted certificates)."""
     allow_private = smi_settings.ALLOW_PRIVATE_URLS
-    try:
-        parts = urlsplit(url or "")
-        port = parts.port  # ValueError on a port that is not a number or out of range
-    except ValueError as exc:
-        raise ResultRejected(f"result URL is malformed ({exc})")
-    allowed_schemes = {"https", "http"} if allow_private else {"https"}
-    if parts.scheme not in allowed_schemes:
-        raise ResultRejected(f"result URL scheme {parts.scheme or '?'!r} is not allowed")
-    if not parts.hostname:
-        raise ResultRejected("result URL has no host")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise RetryableUpscalerError(f"cannot resolve the result host: {exc}")
-    except UnicodeError as exc:  # a host name IDNA cannot encode
-        raise ResultRejected(f"result URL has an invalid host name ({exc.__class__.__name__})")
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            raise ResultRejected(f"result host resolves to a non-public address ({address})")
+    options = {
+        "max_bytes": smi_settings.RESULT_MAX_BYTES,
+        "time_limit": smi_settings.FETCH_TIMEOUT_SECONDS,
+        "policy": any_address if allow_private else is_public_address,
+        "schemes": ("https", "http") if allow_private else ("https",),
+        "max_redirects": MAX_REDIRECTS,
+    }
+    options.update(overrides)
+    return ResultFetcher(**options)
 
 
-def fetch_result(url: str) -> Path:
-    """Stream a result to a temporary file, with a size cap and an overall time limit.
+def check_result_url(url: str, *, fetcher: ResultFetcher | None = None) -> None:
+    """Refuse a result URL that may not be fetched (see ``upscalers.results``)."""
+    (fetcher or result_fetcher()).check(url)
 
-    Redirects are followed by hand (at most three), each target checked like the first.
+
+def fetch_result(url: str, *, fetcher: ResultFetcher | None = None) -> Path:
+    """Stream a result to a temporary file: checked and pinned addresses, every redirect
+    checked again, a size cap and one deadline for the whole download.
+
     Raises ``ResultRejected`` (final) or ``RetryableUpscalerError``.
     """
-    cap = smi_settings.RESULT_MAX_BYTES
-    limit = smi_settings.FETCH_TIMEOUT_SECONDS
-    give_up_at = time.monotonic() + limit
-    for _hop in range(MAX_REDIRECTS + 1):
-        check_result_url(url)
-        try:
-            response = requests.get(url, stream=True, timeout=(10, limit), allow_redirects=False)
-        except requests.RequestException as exc:
-            raise RetryableUpscalerError(f"result download failed: {exc.__class__.__name__}")
-        with response:
-            if response.is_redirect:
-                url = urljoin(url, response.headers.get("Location", ""))
-                continue
-            if response.status_code != 200:
-                raise RetryableUpscalerError(f"result download answered HTTP {response.status_code}")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise ResultRejected(f"result is {declared} bytes, over the {cap}-byte limit")
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, path returned
-                dir=temp_dir(), prefix="result-", suffix=".part", delete=False
-            )
-            path = Path(handle.name)
-            total = 0
-            try:
-                with handle:
-                    for chunk in response.iter_content(64 * 1024):
-                        total += len(chunk)
-                        if total > cap:
-                            raise ResultRejected(f"result is over the {cap}-byte limit")
-                        if time.monotonic() > give_up_at:
-                            raise RetryableUpscalerError("result download took too long")
-                        handle.write(chunk)
-            except requests.RequestException as exc:
-                path.unlink(missing_ok=True)
-                raise RetryableUpscalerError(f"result download broke off: {exc.__class__.__name__}")
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            return path
-    raise ResultRejected("too many redirects")
+    return (fetcher or result_fetcher()).fetch(url, temp_dir())
 
 
 def validate_result(path: Path, job: PurchaseJob) -> Path:

@@ -7,9 +7,12 @@ Upscale API over ``requests``). A site can point ``CLASS`` at its own subclass o
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.utils.module_loading import import_string
 
 from ..conf import smi_settings
+from ..pricing import PricingRules
 from .base import (
     FAILED,
     IN_PROGRESS,
@@ -36,6 +39,16 @@ def get_upscaler() -> BaseUpscaler:
     return cls(config.get("OPTIONS") or {})
 
 
+def within_upscaler_limits(rules: PricingRules) -> PricingRules:
+    """The site's pricing rules, with the largest output lowered to what the configured
+    upscaler can produce: every quote (dialog, checkout, emails) then shows a size it
+    cannot make as unavailable, with the reason, instead of selling it and refunding."""
+    capacity = get_upscaler().max_output_megapixels
+    if capacity is None or capacity >= rules.max_output_megapixels:
+        return rules
+    return replace(rules, max_output_megapixels=max(capacity, 0))
+
+
 __all__ = [
     "FAILED",
     "IN_PROGRESS",
@@ -48,4 +61,5 @@ __all__ = [
     "SubmitResult",
     "UpscalerError",
     "get_upscaler",
+    "within_upscaler_limits",
 ]

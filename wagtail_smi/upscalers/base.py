@@ -37,9 +37,20 @@ class UpscalerError(Exception):
 
 
 class RetryableUpscalerError(UpscalerError):
-    """Timeouts, connection errors, 5xx, 429: trying again later may succeed."""
+    """Timeouts, connection errors, 5xx, 429: trying again later may succeed.
+
+    ``may_have_arrived`` matters for submissions, which cost money: ``False`` only when the
+    request surely never reached the upscaler (connection refused, name not resolved, an
+    answer refusing it such as 429 or 503), so submitting again cannot pay twice. The
+    default, ``True``, covers everything ambiguous (a read timeout, a connection dropped
+    after sending, an answer without a job id): the upscaler may have the job already.
+    """
 
     code = "upscaler_unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, may_have_arrived: bool = True):
+        super().__init__(message, code=code)
+        self.may_have_arrived = may_have_arrived
 
 
 class FinalUpscalerError(UpscalerError):
@@ -75,6 +86,12 @@ class BaseUpscaler:
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = dict(options or {})
+
+    @property
+    def max_output_megapixels(self) -> int | None:
+        """The largest output this backend can produce (``None``: no limit of its own).
+        Quotes use it, so a size it cannot make is never sold."""
+        return None
 
     def submit(self, job) -> SubmitResult:
         raise NotImplementedError

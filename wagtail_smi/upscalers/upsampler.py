@@ -10,10 +10,12 @@ is not public). Public is the default and falls back to signed when the storage 
 from __future__ import annotations
 
 import logging
+import ssl
 from decimal import Decimal, InvalidOperation
 
 import requests
 from django.urls import reverse
+from urllib3.exceptions import NewConnectionError
 
 from ..utils import absolute_url
 from .base import (
@@ -38,6 +40,30 @@ _FINAL_STATUSES = {
     404: "unknown_upscale",
     422: "unsupported_input",
 }
+
+
+# A gateway that answers these may have passed the request on before it gave up: the
+# upscaler may have the job. Every other 5xx, and 429, is Upsampler refusing the request.
+_GATEWAY_STATUSES = frozenset({502, 504})
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request surely never reached Upsampler: no connection was made (refused,
+    unreachable, connect timeout), the name did not resolve, or its certificate was refused.
+    A read timeout or a connection dropped after sending is not such a case."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen, pending = set(), [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, ssl.SSLCertVerificationError)):
+            return True  # NameResolutionError is a NewConnectionError too
+        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+    return False
 
 
 def _credits(value) -> Decimal | None:
@@ -94,12 +120,18 @@ class UpsamplerUpscaler(BaseUpscaler):
                 **kwargs,
             )
         except requests.Timeout as exc:
-            raise RetryableUpscalerError(f"Upsampler timed out: {exc.__class__.__name__}")
+            raise RetryableUpscalerError(
+                f"Upsampler timed out: {exc.__class__.__name__}", may_have_arrived=not _never_sent(exc)
+            )
         except requests.RequestException as exc:
-            raise RetryableUpscalerError(f"Upsampler unreachable: {exc.__class__.__name__}")
+            raise RetryableUpscalerError(
+                f"Upsampler unreachable: {exc.__class__.__name__}", may_have_arrived=not _never_sent(exc)
+            )
         code = response.status_code
         if code == 429 or code >= 500:
-            raise RetryableUpscalerError(f"Upsampler answered HTTP {code}")
+            raise RetryableUpscalerError(
+                f"Upsampler answered HTTP {code}", may_have_arrived=code in _GATEWAY_STATUSES
+            )
         if code in _FINAL_STATUSES or 400 <= code < 500:
             detail = ""
             try:
