@@ -115,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "wagtail.contrib.settings.context_processors.settings",
+                "demo_site.context.demo",
             ]
         },
     }
@@ -228,8 +229,9 @@ WAGTAIL_SMI = {
     # one trusted proxy sets to the client's address (README, "Behind a reverse proxy").
     "TRUSTED_PROXIES": env_int("SMI_TRUSTED_PROXIES", 0),
     "CLIENT_IP_HEADER": os.environ.get("SMI_CLIENT_IP_HEADER", "").strip() or None,
-    "DEMO_MAILBOX_DIR": EMAIL_FILE_PATH if DEBUG else None,
 }
+# The demo mailbox (demo_site.mailbox) shows what the file backend wrote, in DEBUG only.
+SMI_DEMO_MAILBOX_DIR = EMAIL_FILE_PATH if DEBUG else None
 
 LOGGING = {
     "version": 1,

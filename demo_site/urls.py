@@ -5,9 +5,13 @@ from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
+from demo_site.mailbox import mailbox
+
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
+    # The emails the demo wrote to disk (DEBUG only; a 404 otherwise).
+    path("smi/demo-mailbox/", mailbox, name="demo_mailbox"),
     path("", include("wagtail_smi.urls")),
 ]
 if settings.DEBUG:

@@ -21,7 +21,8 @@ STORAGES["smi_private"]["OPTIONS"]["location"] = str(_TMP / "private")
 STORAGES["default"]["OPTIONS"]["location"] = str(_TMP / "media")
 MEDIA_ROOT = _TMP / "media"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-WAGTAIL_SMI = {**WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": True, "DEMO_MAILBOX_DIR": None}
+WAGTAIL_SMI = {**WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": True}
+SMI_DEMO_MAILBOX_DIR = None
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"].pop("init_command", None)

@@ -71,11 +71,11 @@ def fresh_secret_report():
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """The job ids handed to ``tasks.enqueue_processing`` (processing itself is not run)."""
-    from wagtail_smi import tasks
+    """The job ids handed to ``queue.enqueue_processing`` (processing itself is not run)."""
+    from wagtail_smi import queue
 
     calls: list[str] = []
-    monkeypatch.setattr(tasks, "enqueue_processing", lambda job_id: calls.append(str(job_id)))
+    monkeypatch.setattr(queue, "enqueue_processing", lambda job_id: calls.append(str(job_id)))
     return calls
 
 
@@ -128,7 +128,7 @@ def paid_stripe_job(client, fake_stripe, stripe_settings, make_job):
         path = {"paid": [], "processing": ["processing"], "failed": ["processing", "failed"],
                 "completed": ["processing", "completed"]}[status]
         for step in path:
-            transition(job, step, reason="test")
+            transition(job, step, code="legacy")
         return PurchaseJob.objects.get(pk=job.pk)
 
     return factory

@@ -242,23 +242,24 @@ def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
 
     from wagtail_smi import workflow
     from wagtail_smi.catalog import sale_offer
-    from wagtail_smi.checkout import order_status_url, start_checkout
+    from wagtail_smi.links import order_url as order_status_url
     from wagtail_smi.models import SaleListing
+    from wagtail_smi.operations import start_checkout
 
     listing = SaleListing.objects.filter(via_block=True).first()
     job = start_checkout(
         offer=sale_offer(listing.image_id, listing.page_id), resolution_key="4x", email="a@example.com"
     )
-    workflow.transition(job, "paid", reason="test payment")
+    workflow.transition(job, "paid", code="payment_received")
     page = browser_page
     page.goto(order_status_url(job))
     page.locator(".smi-stages li[data-stage=paid][aria-current=step]").wait_for()
     assert not page.locator(".smi-download").is_visible()
 
-    workflow.transition(job, "processing", reason="test")
+    workflow.transition(job, "processing", code="processing_started")
     page.locator(".smi-stages li[data-stage=upscaling][aria-current=step]").wait_for()
     workflow.transition(
-        job, "completed", reason="test", result_path="smi/test.png",
+        job, "completed", code="delivered", result_path="smi/test.png",
         token_expires_at=timezone.now() + timedelta(hours=24),
     )
 

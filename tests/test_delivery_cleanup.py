@@ -11,12 +11,15 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from wagtail_smi import delivery, processing
+from wagtail_smi import fetching, storage
 from wagtail_smi.models import PurchaseJob
+from wagtail_smi.operations import delivery as delivery_ops
+from wagtail_smi.operations import maintenance
+from wagtail_smi.timeline import describe
 
 
 def stored(job) -> str:
-    return delivery.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"png"))
+    return storage.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"png"))
 
 
 def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job, django_capture_on_commit_callbacks):
@@ -33,17 +36,17 @@ def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job, django_cap
     refunded.save()
 
     with django_capture_on_commit_callbacks(execute=True):
-        counts = processing.cleanup()
+        counts = maintenance.cleanup()
 
     assert counts["files_deleted"] == 2
-    storage = delivery.private_storage()
+    files = storage.private_storage()
     expired.refresh_from_db()
     refunded.refresh_from_db()
-    assert expired.file_deleted_at and not storage.exists(expired.result_path)
-    assert refunded.file_deleted_at and not storage.exists(refunded.result_path)
-    assert storage.exists(current.result_path)
+    assert expired.file_deleted_at and not files.exists(expired.result_path)
+    assert refunded.file_deleted_at and not files.exists(refunded.result_path)
+    assert files.exists(current.result_path)
     assert PurchaseJob.objects.filter(pk__in=[expired.pk, refunded.pk]).count() == 2
-    assert processing.cleanup()["files_deleted"] == 0
+    assert maintenance.cleanup()["files_deleted"] == 0
 
 
 def test_cleanup_keeps_a_file_whose_link_was_resent_after_cleanup_listed_it(
@@ -55,17 +58,17 @@ def test_cleanup_keeps_a_file_whose_link_was_resent_after_cleanup_listed_it(
     job.save()
     now = timezone.now()
     # Cleanup has listed the expired job...
-    [(job_id, name)] = processing._deletable_files(now).values_list("pk", "result_path")
+    [(job_id, name)] = delivery_ops.deletable_files(now).values_list("pk", "result_path")
     # ...when an admin resends the link (a new token, valid from now).
     with django_capture_on_commit_callbacks(execute=True):
-        delivery.resend_download_email(job.pk, actor=admin_user)
+        delivery_ops.resend_link(job.pk, actor=admin_user)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.delete_expired_file(job_id, name, now) is False
+        assert delivery_ops.expire_file(job_id, name, now) is False
 
     job.refresh_from_db()
     assert job.file_deleted_at is None
-    assert delivery.private_storage().exists(job.result_path)
+    assert storage.private_storage().exists(job.result_path)
 
 
 def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(make_job, django_capture_on_commit_callbacks):
@@ -73,15 +76,15 @@ def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(make_
     job.result_path = stored(job)
     job.save()
     now = timezone.now()
-    [(job_id, old_name)] = processing._deletable_files(now).values_list("pk", "result_path")
-    new_name = delivery.private_storage().save(f"wagtail_smi/{job.pk}/new.png", ContentFile(b"png"))
+    [(job_id, old_name)] = delivery_ops.deletable_files(now).values_list("pk", "result_path")
+    new_name = storage.private_storage().save(f"wagtail_smi/{job.pk}/new.png", ContentFile(b"png"))
     PurchaseJob.objects.filter(pk=job.pk).update(result_path=new_name)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.delete_expired_file(job_id, old_name, now) is False
+        assert delivery_ops.expire_file(job_id, old_name, now) is False
 
     job.refresh_from_db()
-    assert job.file_deleted_at is None and delivery.private_storage().exists(new_name)
+    assert job.file_deleted_at is None and storage.private_storage().exists(new_name)
 
 
 def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
@@ -89,24 +92,24 @@ def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
     PurchaseJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
     fresh = make_job("awaiting_payment")
 
-    assert processing.cleanup()["abandoned"] == 1
+    assert maintenance.cleanup()["abandoned"] == 1
 
     old.refresh_from_db()
     fresh.refresh_from_db()
-    assert old.status == "abandoned" and old.events.get(to_status="abandoned").reason == "unpaid for 24 hours"
+    assert old.status == "abandoned" and describe(old.events.get(to_status="abandoned")) == "Not paid within 24 hours: abandoned."
     assert fresh.status == "awaiting_payment"
 
 
 def test_cleanup_leaves_a_payment_that_is_still_clearing_alone(make_job):
-    from wagtail_smi.payments import mark_payment_failed
+    from wagtail_smi.operations import mark_payment_failed
 
     clearing = make_job("awaiting_payment", payment_intent_id="pi_sepa_debit")
     failed = make_job("awaiting_payment", payment_intent_id="pi_failed")
-    mark_payment_failed(failed.pk, reason="async payment failed")
+    mark_payment_failed(failed.pk, provider="stripe")
     a_day_ago = timezone.now() - timedelta(hours=25)
     PurchaseJob.objects.filter(pk__in=[clearing.pk, failed.pk]).update(created_at=a_day_ago)
 
-    assert processing.cleanup()["abandoned"] == 1
+    assert maintenance.cleanup()["abandoned"] == 1
 
     clearing.refresh_from_db()
     failed.refresh_from_db()
@@ -115,14 +118,14 @@ def test_cleanup_leaves_a_payment_that_is_still_clearing_alone(make_job):
 
 
 def test_cleanup_removes_stale_temporary_files_only(db):
-    stale = processing.temp_dir() / "result-stale.part"
-    recent = processing.temp_dir() / "result-recent.part"
+    stale = fetching.temp_dir() / "result-stale.part"
+    recent = fetching.temp_dir() / "result-recent.part"
     stale.write_bytes(b"x")
     recent.write_bytes(b"x")
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(stale, (two_days_ago, two_days_ago))
 
-    processing.cleanup()
+    maintenance.cleanup()
 
     assert not stale.exists()
     assert recent.exists()

@@ -8,8 +8,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from wagtail_smi import delivery
+from wagtail_smi import links, storage
 from wagtail_smi.models import DownloadEvent
+from wagtail_smi.operations import delivery as delivery_ops
 
 PAYLOAD = bytes(range(256)) * 40  # 10240 bytes
 
@@ -20,8 +21,8 @@ def delivered(make_job, settings):
 
     def factory(**fields):
         job = make_job("processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill")
-        name = delivery.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
-        token, token_values = delivery.token_fields(job)
+        name = storage.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
+        token, token_values = delivery_ops.token_fields(job)
         values = {
             "status": "completed",
             "result_path": name,
@@ -153,10 +154,10 @@ def test_odd_resolution_key_cannot_break_the_file_name_or_header(client, make_jo
     job = make_job("processing", paid_at=timezone.now(), image_title="Old Mill", resolution='x"/\n..')
     result = tmp_path / "result.png"
     result.write_bytes(PAYLOAD)
-    name, _size, _type = delivery.store_result(job, result)
+    name, _size, _type = storage.store_result(job, result)
     assert name.startswith(f"wagtail_smi/{job.pk}/old-mill-x") and name.count("/") == 2
     assert '"' not in name and "\n" not in name and ".." not in name
-    token, values = delivery.token_fields(job)
+    token, values = delivery_ops.token_fields(job)
     for key, value in {"status": "completed", "result_path": name, "result_content_type": "image/png", **values}.items():
         setattr(job, key, value)
     job.save()
@@ -168,7 +169,7 @@ def test_odd_resolution_key_cannot_break_the_file_name_or_header(client, make_jo
 
 def test_resolution_key_that_slugifies_to_nothing_falls_back_to_image(make_job):
     job = make_job("completed", image_title="Old Mill", resolution="/\n", result_path="wagtail_smi/x/f.png")
-    assert delivery.download_filename(job) == "old-mill-image-4000x4000.png"
+    assert storage.download_filename(job) == "old-mill-image-4000x4000.png"
 
 
 def test_deleted_file_is_410(client, delivered):
@@ -203,7 +204,7 @@ def test_x_sendfile_names_the_file_path(client, delivered, settings):
     job, token = delivered()
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "DOWNLOAD_SERVE": "x-sendfile"}
     response = client.get(f"/smi/download/{token}")
-    assert response["X-Sendfile"] == delivery.private_storage().path(job.result_path)
+    assert response["X-Sendfile"] == storage.private_storage().path(job.result_path)
 
 
 def test_post_is_not_allowed(client, delivered):
@@ -230,7 +231,7 @@ def test_resend_issues_a_new_link_and_the_old_one_stops_working(
 ):
     job, old_token = delivered(token_expires_at=timezone.now() + timedelta(minutes=5), download_count=3)
     with django_capture_on_commit_callbacks(execute=True):
-        delivery.resend_download_email(job.pk, actor=admin_user)
+        delivery_ops.resend_link(job.pk, actor=admin_user)
     job.refresh_from_db()
     assert job.token_expires_at > timezone.now() + timedelta(hours=23)
     assert job.download_count == 0
@@ -242,14 +243,14 @@ def test_resend_issues_a_new_link_and_the_old_one_stops_working(
 
 def test_resend_is_refused_when_the_file_is_gone(delivered, admin_user):
     job, _token = delivered(file_deleted_at=timezone.now())
-    with pytest.raises(delivery.DeliveryError):
-        delivery.resend_download_email(job.pk, actor=admin_user)
+    with pytest.raises(delivery_ops.DeliveryError):
+        delivery_ops.resend_link(job.pk, actor=admin_user)
 
 
 def test_signed_original_url_serves_the_original_while_processing(client, make_job, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
     job = make_job("processing")
-    url = delivery.signed_original_url(job).removeprefix("http://testserver")
+    url = links.original_url(job).removeprefix("http://testserver")
     response = client.get(url)
     assert response.status_code == 200
     with job.image.open_file() as f:
@@ -269,7 +270,7 @@ def test_signed_originals_are_not_rate_limited_per_client(client, make_job, sett
         "RATE_LIMITS": {**settings.WAGTAIL_SMI.get("RATE_LIMITS", {}), "download": (1, 60)},
     }
     urls = [
-        delivery.signed_original_url(make_job("processing")).removeprefix("http://testserver")
+        links.original_url(make_job("processing")).removeprefix("http://testserver")
         for _ in range(3)
     ]
     # The upscaler fetches every order's original from the same address.
@@ -277,9 +278,10 @@ def test_signed_originals_are_not_rate_limited_per_client(client, make_job, sett
 
 
 def test_upsampler_uses_the_signed_original_url_when_storage_is_not_public(make_job, settings):
-    from wagtail_smi.upscalers.upsampler import original_image_url
+    from wagtail_smi.operations.upscaling import upscale_request
+    from wagtail_smi.upscalers.upsampler import source_url
 
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "https://shop.example"}
-    job = make_job("processing")
-    assert original_image_url(job, "public").startswith("https://shop.example/media/original_images/")
-    assert original_image_url(job, "signed").startswith("https://shop.example/smi/originals/")
+    request = upscale_request(make_job("processing"))
+    assert source_url(request, "public").startswith("https://shop.example/media/original_images/")
+    assert source_url(request, "signed").startswith("https://shop.example/smi/originals/")

@@ -12,8 +12,9 @@ from django.core.mail.backends import locmem
 from django.utils import timezone
 
 from tests.conftest import make_image_file
-from wagtail_smi import delivery, processing
 from wagtail_smi.models import JobEvent, PurchaseJob
+from wagtail_smi.operations import maintenance, processing
+from wagtail_smi.timeline import describe
 
 
 class RefusingCustomerBackend(locmem.EmailBackend):
@@ -41,7 +42,7 @@ def processed(make_job, settings, tmp_path):
 
 
 def email_failures(job):
-    return JobEvent.objects.filter(job=job, kind="note", reason__startswith=delivery.EMAIL_FAILED_NOTE)
+    return JobEvent.objects.filter(job=job, code="email_failed")
 
 
 def test_download_email_that_cannot_be_sent_is_reported_not_swallowed(
@@ -56,7 +57,7 @@ def test_download_email_that_cannot_be_sent_is_reported_not_swallowed(
     assert job.status == "completed"
     assert job.delivery_email_sent_at is None
     [note] = email_failures(job)
-    assert "SMTPRecipientsRefused" in note.reason
+    assert "SMTPRecipientsRefused" in describe(note)
     [alert] = mail.outbox
     assert alert.to == ["ops@example.com"] and job.short_id in alert.subject
     assert "could not be sent" in alert.body
@@ -74,7 +75,7 @@ def test_sweeper_sends_an_unsent_download_email_again_with_a_working_link(
     # The mail server takes the customer's address again: nothing before 15 minutes...
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.sweep()["emails_retried"] == 0
+        assert maintenance.sweep()["emails_retried"] == 0
     assert mail.outbox == []
 
     # ...then one retry, with a new link that works.
@@ -82,7 +83,7 @@ def test_sweeper_sends_an_unsent_download_email_again_with_a_working_link(
     PurchaseJob.objects.filter(pk=job.pk).update(completed_at=earlier)
     email_failures(job).update(created_at=earlier)
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.sweep()["emails_retried"] == 1
+        assert maintenance.sweep()["emails_retried"] == 1
     [message] = mail.outbox
     assert message.to == ["buyer@example.com"]
     link = next(word for word in message.body.split() if "/smi/download/" in word)
@@ -90,7 +91,7 @@ def test_sweeper_sends_an_unsent_download_email_again_with_a_working_link(
     job.refresh_from_db()
     assert job.delivery_email_sent_at is not None
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.sweep()["emails_retried"] == 0
+        assert maintenance.sweep()["emails_retried"] == 0
 
 
 def test_sweeper_gives_up_on_the_download_email_after_a_day(processed, settings, django_capture_on_commit_callbacks):
@@ -103,6 +104,6 @@ def test_sweeper_gives_up_on_the_download_email_after_a_day(processed, settings,
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        assert processing.sweep()["emails_retried"] == 0
+        assert maintenance.sweep()["emails_retried"] == 0
     assert mail.outbox == []
 

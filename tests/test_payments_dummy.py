@@ -178,7 +178,7 @@ class TestPay:
         from wagtail_smi.workflow import transition
 
         job = dummy_job()
-        transition(job, "paid", reason="test")
+        transition(job, "paid", code="payment_received")
         response = client.get(page_url(job))
         assert response.status_code == 302
         assert response["Location"] == status_url(job)

@@ -7,8 +7,10 @@ import pytest
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import deliver
 from wagtail_smi.models import JobEvent, PurchaseJob
-from wagtail_smi.payments import RefundNotPossible, get_payment_provider, refund_job
-from wagtail_smi.payments.actions import refund_idempotency_key
+from wagtail_smi.operations import RefundNotPossible
+from wagtail_smi.operations import refund as refund_job
+from wagtail_smi.operations.refunds import refund_idempotency_key
+from wagtail_smi.payments import get_payment_provider
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +74,7 @@ def test_a_refused_refund_leaves_the_job_needing_attention_with_the_reason(
     assert "could not be processed" in result.last_error
     assert result.refund_amount_cents == 0
     assert emails_sent == [("send_admin_alert", str(job.pk))]
-    assert JobEvent.objects.filter(job=job, reason__startswith="Refund refused").exists()
+    assert JobEvent.objects.filter(job=job, code="refund_refused").exists()
 
 
 def test_an_admin_can_retry_a_refused_refund_with_a_fresh_key(paid_stripe_job, fake_stripe):
@@ -211,7 +213,7 @@ class TestDummyRefunds:
 def test_a_refund_the_webhook_recorded_meanwhile_is_counted_once(
     client, paid_stripe_job, fake_stripe, monkeypatch
 ):
-    from wagtail_smi.payments import actions
+    from wagtail_smi.operations import refunds
     from wagtail_smi.payments.stripe import StripeProvider
 
     job = paid_stripe_job("completed")
@@ -220,9 +222,9 @@ def test_a_refund_the_webhook_recorded_meanwhile_is_counted_once(
     def refund_then_webhook(self, job, **kwargs):
         result = real_refund(self, job, **kwargs)
         # Stripe's charge.refunded webhook lands before refund_job records the result.
-        actions.record_provider_refund(
+        refunds.record_provider_refund(
             job.pk, refunded_total_cents=result.amount_cents, refund_id=result.refund_id,
-            full=False, reason="charge.refunded",
+            full=False, provider="stripe", reference="ch_test",
         )
         return result
 

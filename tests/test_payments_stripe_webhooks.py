@@ -281,8 +281,8 @@ class TestDashboardRefunds:
         from wagtail_smi.workflow import transition
 
         job = self.pay(client, fake_stripe, stripe_job)
-        transition(job, "processing", reason="test")
-        transition(job, "completed", reason="test")
+        transition(job, "processing", code="processing_started")
+        transition(job, "completed", code="delivered")
 
         event, payload, signature = fake_stripe.dashboard_refund(job.payment_intent_id)
         with django_capture_on_commit_callbacks(execute=True):
@@ -302,8 +302,8 @@ class TestDashboardRefunds:
         from wagtail_smi.workflow import transition
 
         job = self.pay(client, fake_stripe, stripe_job)
-        transition(job, "processing", reason="test")
-        transition(job, "completed", reason="test")
+        transition(job, "processing", code="processing_started")
+        transition(job, "completed", code="delivered")
 
         _, payload, signature = fake_stripe.dashboard_refund(job.payment_intent_id, amount=50)
         deliver(client, payload, signature)
@@ -317,7 +317,7 @@ class TestDashboardRefunds:
         from wagtail_smi.workflow import transition
 
         job = self.pay(client, fake_stripe, stripe_job)
-        transition(job, "processing", reason="test")
+        transition(job, "processing", code="processing_started")
         _, payload, signature = fake_stripe.dashboard_refund(job.payment_intent_id)
         deliver(client, payload, signature)
 

@@ -10,8 +10,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import processing
 from wagtail_smi.models import JobEvent
+from wagtail_smi.operations import processing
 
 
 @pytest.mark.postgres

@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import tasks
+from wagtail_smi import queue
 
 
 @pytest.mark.django_db(transaction=True)
@@ -27,14 +27,14 @@ def test_real_callback_over_http_completes_the_job(live_server, make_job, make_i
         )
         with override_settings(WAGTAIL_SMI=settings):
             server.pending_polls = None  # upscaling takes a while...
-            tasks.enqueue_processing(job.pk)
+            queue.enqueue_processing(job.pk)
             job.refresh_from_db()
             assert job.status == "processing"
             # ...then Upsampler finishes and POSTs to the webhook over HTTP; the site
             # confirms with the status API, fetches, stores and emails within that request.
             server.finish()
     job.refresh_from_db()
-    events = list(job.events.values_list("to_status", "reason"))
+    events = list(job.events.values_list("to_status", "code", "data"))
     assert job.status == "completed", (server.jobs, server.requests, events)
     assert len(server.submits) == 1
     assert len(server.sent_callbacks) == 1

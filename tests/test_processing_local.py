@@ -8,9 +8,13 @@ from django.test import override_settings
 from django.utils import timezone
 from PIL import Image
 
-from wagtail_smi import processing, tasks
-from wagtail_smi.delivery import private_storage
+from wagtail_smi import fetching, queue
 from wagtail_smi.models import SmiSiteSettings
+from wagtail_smi.operations import delivery as delivery_ops
+from wagtail_smi.operations import processing
+from wagtail_smi.operations.upscaling import upscale_request
+from wagtail_smi.storage import private_storage
+from wagtail_smi.timeline import describe
 
 LOCAL = {
     "UPSCALER": {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}},
@@ -36,9 +40,9 @@ def test_local_upscaler_delivers_exactly_four_times_the_original(
     make_job, make_image, django_capture_on_commit_callbacks
 ):
     job = paid(make_job, make_image, 120, 90, 4)
-    before = set(processing.temp_dir().iterdir())
+    before = set(fetching.temp_dir().iterdir())
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
 
     assert job.status == "completed"
@@ -49,7 +53,7 @@ def test_local_upscaler_delivers_exactly_four_times_the_original(
     assert job.result_content_type == "image/jpeg"
     assert job.result_size_bytes == private_storage().size(job.result_path)
     assert len(mail.outbox) == 1
-    assert not [p for p in set(processing.temp_dir().iterdir()) - before if p.name.startswith("local-")]
+    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("local-")]
 
 
 def test_local_upscaler_refuses_outputs_over_the_sites_limit_before_allocating(
@@ -60,19 +64,19 @@ def test_local_upscaler_refuses_outputs_over_the_sites_limit_before_allocating(
     site_settings.save()
     job = paid(make_job, make_image, 400, 300, 4)  # 1600×1200 = 1.92 MP
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
 
     assert job.status == "refunded"
-    assert "output_too_large" in job.events.get(to_status="failed").reason
+    assert "output_too_large" in describe(job.events.get(to_status="failed"))
     assert not job.result_path
 
 
 def test_running_the_local_task_twice_delivers_once(make_job, make_image, django_capture_on_commit_callbacks):
     job = paid(make_job, make_image, 40, 30, 4)
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.enqueue_processing(job.pk)
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(mail.outbox) == 1
@@ -89,10 +93,12 @@ def test_delivery_rerun_after_a_crash_keeps_a_single_file_and_email(
     job = paid(make_job, make_image, 40, 30, 4)
     from wagtail_smi.workflow import transition
 
-    transition(job, "processing")
+    transition(job, "processing", code="processing_started")
     job.refresh_from_db()
-    first = processing.validate_result(get_upscaler().upscale(job, processing.temp_dir()), job)
-    second = processing.validate_result(get_upscaler().upscale(job, processing.temp_dir()), job)
+    request = upscale_request(job)
+    size = (job.output_width, job.output_height)
+    first = fetching.validate_result(get_upscaler().upscale(request, fetching.temp_dir()), *size)
+    second = fetching.validate_result(get_upscaler().upscale(request, fetching.temp_dir()), *size)
     with django_capture_on_commit_callbacks(execute=True):
         assert processing.deliver(job.pk, first) is True
         assert processing.deliver(job.pk, second) is False
@@ -109,7 +115,7 @@ def test_redeliver_rebuilds_a_deleted_file_and_sends_a_new_link(
 ):
     job = paid(make_job, make_image, 40, 30, 4)
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     old_hash = job.token_hash
     private_storage().delete(job.result_path)
@@ -117,7 +123,7 @@ def test_redeliver_rebuilds_a_deleted_file_and_sends_a_new_link(
     job.save()
 
     with django_capture_on_commit_callbacks(execute=True):
-        processing.redeliver(job.pk, actor=admin_user)
+        delivery_ops.redeliver(job.pk, actor=admin_user)
     job.refresh_from_db()
     assert job.file_deleted_at is None
     assert private_storage().exists(job.result_path)
@@ -132,7 +138,7 @@ def test_local_upscaling_leaves_pillows_bomb_guard_as_it_was(
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     job = paid(make_job, make_image, 20, 10, 4)  # 80×40 = 3200 pixels out
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     assert job.status == "completed"
     assert Image.MAX_IMAGE_PIXELS == 1000

@@ -15,7 +15,7 @@ from django_q.conf import Conf
 from django_q.signing import SignedPackage
 from django_q.worker import worker
 
-from wagtail_smi import tasks
+from wagtail_smi import queue as smi_queue
 from wagtail_smi.models import PurchaseJob
 
 
@@ -31,7 +31,7 @@ def test_task_travels_through_redis_and_a_worker_completes_the_job(make_job, mak
         with override_settings(
             WAGTAIL_SMI={"UPSCALER": {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}}}
         ):
-            tasks.enqueue_processing(job.pk)
+            smi_queue.enqueue_processing(job.pk)
             assert broker.queue_size() == 1
             assert PurchaseJob.objects.get(pk=job.pk).status == "paid"
 

@@ -15,10 +15,12 @@ from django.utils import timezone
 from PIL import Image
 
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import processing, tasks
-from wagtail_smi.delivery import private_storage
+from wagtail_smi import fetching, queue
+from wagtail_smi.fetching import ResultRejected, check_result_url
 from wagtail_smi.models import JobEvent, PurchaseJob
-from wagtail_smi.processing import ResultRejected, check_result_url
+from wagtail_smi.operations import maintenance, resolution
+from wagtail_smi.storage import private_storage
+from wagtail_smi.timeline import describe
 from wagtail_smi.upscalers.upsampler import UpsamplerUpscaler
 
 
@@ -61,7 +63,7 @@ def paid_job(make_job, make_image):
 
 def run_task(job, captured):
     with captured(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     return job
 
@@ -70,7 +72,7 @@ def poll_now(job, captured):
     """Time passes until the job's next poll is due, then the sweeper runs."""
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with captured(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     return job
 
@@ -155,13 +157,13 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
 
     # Not due yet: the sweeper leaves it alone.
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     assert upsampler.status_calls == []
 
     # Time passes (the poll is due): first poll still in progress, backs off.
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     assert len(upsampler.status_calls) == 1
     assert job.status == "processing" and job.upscaler_status == "IN_PROGRESS"
@@ -170,7 +172,7 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
 
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(mail.outbox) == 1
@@ -277,7 +279,7 @@ def test_loopback_result_url_fails_the_job_and_refunds_when_not_allowed(
 
     assert job.status == "refunded"
     assert upsampler.calls("GET", "/files/") == []
-    assert "non-public address" in JobEvent.objects.filter(job=job, to_status="failed").get().reason
+    assert "non-public address" in describe(JobEvent.objects.filter(job=job, to_status="failed").get())
 
 
 def test_result_that_is_not_an_image_fails_refunds_and_explains(
@@ -305,7 +307,7 @@ def test_result_of_the_wrong_size_is_refused(upsampler, paid_job, django_capture
     job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "refunded"
-    assert "81×40" in JobEvent.objects.filter(job=job, to_status="failed").get().reason
+    assert "81×40" in describe(JobEvent.objects.filter(job=job, to_status="failed").get())
 
 
 def test_final_upscaler_error_refunds_and_alerts_the_admins(
@@ -318,7 +320,7 @@ def test_final_upscaler_error_refunds_and_alerts_the_admins(
     assert job.attempts == 0
     recipients = sorted(m.to[0] for m in mail.outbox)
     assert recipients == ["buyer@example.com", "ops@example.com"]
-    assert "insufficient_credits" in job.events.get(to_status="failed").reason
+    assert "insufficient_credits" in describe(job.events.get(to_status="failed"))
 
 
 def test_upscaler_reporting_failure_refunds(upsampler, paid_job, django_capture_on_commit_callbacks):
@@ -343,7 +345,7 @@ def test_server_errors_are_retried_with_backoff_then_succeed(
     for expected_attempts in (2, 0):
         PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
         with django_capture_on_commit_callbacks(execute=True):
-            processing.sweep()
+            maintenance.sweep()
         job.refresh_from_db()
         assert job.attempts == expected_attempts
     assert job.upscaler_job_id in upsampler.jobs
@@ -358,7 +360,7 @@ def test_submission_errors_exhausting_attempts_need_attention(
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     assert job.status == "needs_attention"
     assert "gave up after 2 attempts" in job.last_error
@@ -376,7 +378,7 @@ def test_slow_upscaler_past_the_deadline_needs_attention(
         next_attempt_at=timezone.now() - timedelta(seconds=1),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     assert job.status == "needs_attention"
     assert "deadline passed" in job.last_error
@@ -397,7 +399,7 @@ def test_admin_retry_polls_the_existing_upscale_instead_of_paying_twice(
 
     upsampler.pending_polls = 0
     with django_capture_on_commit_callbacks(execute=True):
-        processing.retry_job(job.pk, actor=admin_user)
+        resolution.retry(job.pk, actor=admin_user)
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(upsampler.submits) == 1
@@ -413,14 +415,14 @@ def test_worker_killed_after_claiming_is_resumed_once_by_the_sweeper(
     upsampler.pending_polls = None
     job = paid_job()
     # A worker claimed the job and died before submitting.
-    transition(job, "processing", next_attempt_at=timezone.now() + timedelta(minutes=6), deadline_at=timezone.now() + timedelta(hours=1))
+    transition(job, "processing", next_attempt_at=timezone.now() + timedelta(minutes=6), deadline_at=timezone.now() + timedelta(hours=1), code="processing_started")
     run_task(job, django_capture_on_commit_callbacks)  # redelivered task: the lease is held
     assert upsampler.submits == []
 
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()
-        processing.sweep()
+        maintenance.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     assert len(upsampler.submits) == 1
     assert job.upscaler_job_id
@@ -432,7 +434,7 @@ def test_sweeper_restarts_a_paid_job_whose_task_was_lost(
     upsampler.pending_polls = None
     job = paid_job(paid_at=timezone.now() - timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
-        counts = processing.sweep()
+        counts = maintenance.sweep()
     job.refresh_from_db()
     assert counts["started"] == 1
     assert job.status == "processing" and len(upsampler.submits) == 1
@@ -458,12 +460,12 @@ def test_result_that_cannot_be_fetched_after_retries_fails_and_refunds(
 def test_result_over_the_size_cap_is_refused(upsampler, paid_job, settings, django_capture_on_commit_callbacks):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "RESULT_MAX_BYTES": 50}
     upsampler.result_size = (80, 40)
-    before = set(processing.temp_dir().iterdir())
+    before = set(fetching.temp_dir().iterdir())
     job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "refunded"
-    assert "over the 50-byte limit" in job.events.get(to_status="failed").reason
-    assert not [p for p in set(processing.temp_dir().iterdir()) - before if p.name.startswith("result-")]
+    assert "over the 50-byte limit" in describe(job.events.get(to_status="failed"))
+    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")]
 
 
 def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
@@ -474,7 +476,7 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
     upsampler.result_size = (80, 40)
     job = paid_job(20, 10, factor=4)
     # A worker has claimed the job and is still waiting for Upsampler's answer...
-    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1))
+    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1), code="processing_started")
     # ...when the callback comes in.
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -486,7 +488,7 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
     assert upsampler.status_calls == []
 
     with django_capture_on_commit_callbacks(execute=True):
-        processing.sweep()  # the (resumed) submission saves the id and polls at once
+        maintenance.sweep()  # the (resumed) submission saves the id and polls at once
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(upsampler.submits) == 1 and len(upsampler.status_calls) == 1
@@ -552,7 +554,7 @@ def test_status_error_answer_that_is_a_json_list_is_a_final_error(
     upsampler.status_answer = (404, ["unknown job"])
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "refunded"
-    assert "unknown_upscale" in job.events.get(to_status="failed").reason
+    assert "unknown_upscale" in describe(job.events.get(to_status="failed"))
 
 
 def test_storage_failure_while_delivering_is_retried_then_needs_attention(
@@ -583,7 +585,7 @@ def test_result_url_with_an_impossible_port_is_refused(upsampler, paid_job, djan
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "refunded"
-    assert "malformed" in job.events.get(to_status="failed").reason
+    assert "malformed" in describe(job.events.get(to_status="failed"))
 
 
 def test_result_host_that_is_not_a_valid_name_is_refused(settings):
@@ -600,7 +602,7 @@ def test_validating_a_large_result_leaves_pillows_bomb_guard_as_it_was(
     path = tmp_path / "result.part"
     Image.new("RGB", (80, 40)).save(path, format="PNG")
 
-    final = processing.validate_result(path, job)
+    final = fetching.validate_result(path, job.output_width, job.output_height)
 
     assert final.suffix == ".png"
     assert Image.MAX_IMAGE_PIXELS == 1000

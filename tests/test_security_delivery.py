@@ -13,8 +13,11 @@ from django.utils import timezone
 
 from tests import browser
 from tests.conftest import make_image_file
-from wagtail_smi import delivery, emails, processing
+from wagtail_smi import emails, storage
 from wagtail_smi.models import DownloadEvent, SmiSiteSettings
+from wagtail_smi.operations import delivery as delivery_ops
+from wagtail_smi.operations import processing
+from wagtail_smi.utils import hash_ip
 
 # The shared Playwright fixtures (see tests/browser.py), for the one browser test.
 chromium, browser_page = browser.chromium, browser.browser_page
@@ -30,8 +33,8 @@ def delivered(make_job, settings):
 
     def factory(**fields):
         job = make_job("processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill")
-        name = delivery.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
-        token, token_values = delivery.token_fields(job)
+        name = storage.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
+        token, token_values = delivery_ops.token_fields(job)
         values = {
             "status": "completed",
             "result_path": name,
@@ -126,7 +129,7 @@ def test_each_download_records_whether_it_was_counted(client, delivered, which):
 @pytest.mark.parametrize("which", ["token", "order"])
 def test_an_uncounted_resume_does_not_vouch_for_the_next_one(client, delivered, which):
     job, token = delivered(download_limit=2)
-    ip_hash = delivery.hash_ip("203.0.113.5")
+    ip_hash = hash_ip("203.0.113.5")
     counted = DownloadEvent.objects.create(job=job, ip_hash=ip_hash, counted=True)
     resumed = DownloadEvent.objects.create(job=job, ip_hash=ip_hash, ranged=True, counted=False)
     DownloadEvent.objects.filter(pk=counted.pk).update(created_at=timezone.now() - timedelta(hours=25))
@@ -252,7 +255,7 @@ def test_an_order_without_an_address_says_nothing_about_email(client, delivered)
 def test_job_status_stops_offering_an_expired_link_before_the_cleanup(client, delivered, support):
     expired_at = timezone.now() - timedelta(minutes=1)
     job, token = delivered(token_expires_at=expired_at, delivery_email_sent_at=timezone.now())
-    assert job.file_deleted_at is None and delivery.private_storage().exists(job.result_path)
+    assert job.file_deleted_at is None and storage.private_storage().exists(job.result_path)
 
     data = status_json(client, job)
 
@@ -316,7 +319,7 @@ def test_the_open_order_page_drops_the_button_when_the_link_expires(
     # Delivered with a link that runs out a few seconds later: the page shows the button,
     # then asks again at the expiry and takes it away.
     workflow.transition(
-        job, "completed", reason="test", result_path="smi/test.png",
+        job, "completed", code="delivered", result_path="smi/test.png",
         token_expires_at=timezone.now() + timedelta(seconds=8),
     )
     page.locator(".smi-download a").wait_for(state="visible")

@@ -24,9 +24,11 @@ from django.utils import timezone
 from PIL import Image
 
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import processing, tasks
+from wagtail_smi import fetching, queue
+from wagtail_smi.fetching import ResultRejected, check_result_url
 from wagtail_smi.models import PurchaseJob
-from wagtail_smi.processing import ResultRejected, check_result_url
+from wagtail_smi.operations import maintenance
+from wagtail_smi.timeline import describe
 from wagtail_smi.upscalers import RetryableUpscalerError
 
 HOST = "upscaled.smi.test"  # a made-up name: only the tests' resolvers know it
@@ -223,16 +225,16 @@ def test_url_with_a_backslash_and_userinfo_never_reaches_the_loopback_resource(
             payment_provider="dummy",
         )
         with django_capture_on_commit_callbacks(execute=True):
-            tasks.enqueue_processing(job.pk)
+            queue.enqueue_processing(job.pk)
         PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
         with django_capture_on_commit_callbacks(execute=True):
-            processing.sweep()
+            maintenance.sweep()
 
     job.refresh_from_db()
     assert loopback.connections == 0
     assert job.status == "refunded"
     assert not job.result_path
-    assert "backslash" in job.events.get(to_status="failed").reason
+    assert "backslash" in describe(job.events.get(to_status="failed"))
     assert all("/smi/download/" not in message.body for message in mail.outbox)
 
 
@@ -271,7 +273,7 @@ def test_non_ascii_host_names_are_idna_encoded_before_anything_else(settings):
         looked_up.append((host, port))
         return [ipaddress.ip_address("8.8.8.8")]
 
-    target, addresses = processing.result_fetcher(resolver=resolver).check("https://B\u00fccher.Example:8443/a%20b?c=1#frag")
+    target, addresses = fetching.result_fetcher(resolver=resolver).check("https://B\u00fccher.Example:8443/a%20b?c=1#frag")
     assert looked_up == [("xn--bcher-kva.example", 8443)]
     assert target.url == "https://xn--bcher-kva.example:8443/a%20b?c=1"
     assert [str(a) for a in addresses] == ["8.8.8.8"]
@@ -325,7 +327,7 @@ def test_a_name_with_one_private_address_among_public_ones_is_refused(settings):
         return [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]
 
     with pytest.raises(ResultRejected, match="10.0.0.7"):
-        check_result_url(f"https://{HOST}/x.png", fetcher=processing.result_fetcher(resolver=resolver))
+        check_result_url(f"https://{HOST}/x.png", fetcher=fetching.result_fetcher(resolver=resolver))
 
 
 # Item 4: the connection goes to the checked address, TLS verified for the name -------------
@@ -336,11 +338,11 @@ def test_download_connects_to_the_checked_address_with_the_host_name_for_tls(cer
     where nothing listens): a client that looks the name up again to connect would fail."""
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
     resolver = FlippingResolver()
-    fetcher = processing.result_fetcher(
+    fetcher = fetching.result_fetcher(
         resolver=resolver, policy=only_loopback_one, ca_file=str(certificates / "ca.pem")
     )
     with TlsFileServer(certificates) as server:
-        path = processing.fetch_result(f"https://{HOST}:{server.port}/files/r.png?sig=1", fetcher=fetcher)
+        path = fetching.fetch_result(f"https://{HOST}:{server.port}/files/r.png?sig=1", fetcher=fetcher)
     try:
         assert path.read_bytes() == server.body
     finally:
@@ -354,22 +356,22 @@ def test_download_connects_to_the_checked_address_with_the_host_name_for_tls(cer
 
 def test_certificate_for_another_name_is_not_accepted(certificates, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
-    fetcher = processing.result_fetcher(
+    fetcher = fetching.result_fetcher(
         resolver=FlippingResolver(), policy=only_loopback_one, ca_file=str(certificates / "ca.pem")
     )
     with TlsFileServer(certificates, name="other") as server:
         with pytest.raises(RetryableUpscalerError, match="SSL|Certificate"):
-            processing.fetch_result(f"https://{HOST}:{server.port}/r.png", fetcher=fetcher)
+            fetching.fetch_result(f"https://{HOST}:{server.port}/r.png", fetcher=fetcher)
     assert server.sni == [HOST]
     assert server.hosts == []  # no request was sent over the unverified connection
 
 
 def test_certificates_are_verified_against_the_public_roots_by_default(certificates, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
-    fetcher = processing.result_fetcher(resolver=FlippingResolver(), policy=only_loopback_one)
+    fetcher = fetching.result_fetcher(resolver=FlippingResolver(), policy=only_loopback_one)
     with TlsFileServer(certificates) as server:
         with pytest.raises(RetryableUpscalerError):
-            processing.fetch_result(f"https://{HOST}:{server.port}/r.png", fetcher=fetcher)
+            fetching.fetch_result(f"https://{HOST}:{server.port}/r.png", fetcher=fetcher)
     assert server.hosts == []
 
 
@@ -388,26 +390,26 @@ def test_every_redirect_hop_is_checked_like_the_first(location, certificates, se
     def resolver(host, port):
         return [ipaddress.ip_address({HOST: "127.0.0.1", OTHER_HOST: "127.0.0.3"}[host])]
 
-    fetcher = processing.result_fetcher(
+    fetcher = fetching.result_fetcher(
         resolver=resolver, policy=only_loopback_one, ca_file=str(certificates / "ca.pem")
     )
     with TlsFileServer(certificates) as server:
         server.redirect = location.format(port=server.port)
         with pytest.raises(ResultRejected):
-            processing.fetch_result(f"https://{HOST}:{server.port}/start", fetcher=fetcher)
+            fetching.fetch_result(f"https://{HOST}:{server.port}/start", fetcher=fetcher)
     assert server.paths == ["/start"]
 
 
 def test_a_redirect_to_an_allowed_address_is_followed(certificates, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
-    fetcher = processing.result_fetcher(
+    fetcher = fetching.result_fetcher(
         resolver=lambda host, port: [ipaddress.ip_address("127.0.0.1")],
         policy=only_loopback_one,
         ca_file=str(certificates / "ca.pem"),
     )
     with TlsFileServer(certificates) as first, TlsFileServer(certificates) as second:
         first.redirect = f"https://{HOST}:{second.port}/final.png"
-        path = processing.fetch_result(f"https://{HOST}:{first.port}/start", fetcher=fetcher)
+        path = fetching.fetch_result(f"https://{HOST}:{first.port}/start", fetcher=fetcher)
     path.unlink()
     assert second.paths == ["/final.png"] and second.sni == [HOST]
 
@@ -420,11 +422,11 @@ def test_a_server_dripping_bytes_cannot_outlast_the_download_deadline(phase, set
     """One byte every 0.2 s for 60 bytes (12 s) against a 1 s limit: every single read is
     quick, so only a deadline for the whole download ends it."""
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": True, "FETCH_TIMEOUT_SECONDS": 1}
-    before = set(processing.temp_dir().iterdir())
+    before = set(fetching.temp_dir().iterdir())
     with DripServer(phase=phase) as server:
         with pytest.raises(RetryableUpscalerError, match="took too long"):
-            processing.fetch_result(f"http://127.0.0.1:{server.port}/slow.png")
+            fetching.fetch_result(f"http://127.0.0.1:{server.port}/slow.png")
         assert server.started.is_set()
         server.ended.wait(30)  # the server notices the hang-up at its next byte
         assert not server.finished.is_set()
-    assert not [p for p in set(processing.temp_dir().iterdir()) - before if p.name.startswith("result-")]
+    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")]

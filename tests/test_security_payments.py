@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import deliver, open_checkout
-from wagtail_smi.models import JobEvent, ProcessedWebhookEvent, PurchaseJob
+from wagtail_smi.models import ProcessedWebhookEvent, PurchaseJob
 from wagtail_smi.payments import get_payment_provider
+from wagtail_smi.timeline import describe
 from wagtail_smi.workflow import update_job
 
 pytestmark = pytest.mark.django_db
@@ -194,8 +195,8 @@ class TestTheOrdersOwnSessionMustMatchIt:
         assert (order.status, order.paid_at, order.payment_intent_id) == ("awaiting_payment", None, "")
         assert enqueued == []
         assert emails_sent == [("send_admin_alert", str(order.pk))]
-        note = order.events.get(kind=JobEvent.Kind.NOTE, reason__contains="not applied")
-        assert problem in note.reason
+        note = order.events.get(code="payment_not_applied")
+        assert problem in describe(note)
 
     def test_a_discounted_own_session_pays_and_records_the_discount(
         self, settings, client, fake_stripe, stripe_api, stripe_settings, make_image, make_job, enqueued,
@@ -217,13 +218,13 @@ class TestTheOrdersOwnSessionMustMatchIt:
 
         order.refresh_from_db()
         assert (order.status, order.discount_cents, order.paid_amount_cents) == ("paid", 100, 476)
-        assert order.events.filter(reason="Promotion code: $1.00 off $5.76, paid $4.76").exists()
+        assert describe(order.events.get(code="discount_applied")) == "Promotion code: $1.00 off $5.76, paid $4.76."
         assert enqueued == [str(order.pk)]
         # A dashboard refund of everything taken is a full refund of what was paid.
         from wagtail_smi.workflow import transition
 
-        transition(order, "processing", reason="test")
-        transition(order, "completed", reason="test")
+        transition(order, "processing", code="processing_started")
+        transition(order, "completed", code="delivered")
         _, payload, signature = fake_stripe.dashboard_refund(order.payment_intent_id)
         assert deliver(client, payload, signature).json() == {"status": "refund_recorded"}
         order.refresh_from_db()

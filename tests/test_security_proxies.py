@@ -14,8 +14,9 @@ from django.core.files.base import ContentFile
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from wagtail_smi import delivery
+from wagtail_smi import storage
 from wagtail_smi.models import DownloadEvent
+from wagtail_smi.operations import delivery as delivery_ops
 from wagtail_smi.utils import client_ip, hash_ip
 
 pytestmark = pytest.mark.django_db
@@ -146,8 +147,8 @@ def test_a_malformed_trusted_proxies_setting_is_refused(settings, value):
 def test_downloads_are_logged_under_the_client_behind_the_proxy(settings, make_job):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "TRUSTED_PROXIES": 1, "PUBLIC_BASE_URL": "http://testserver"}
     job = make_job("processing", paid_at=timezone.now(), email="b@example.com")
-    name = delivery.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"x" * 64))
-    token, fields = delivery.token_fields(job)
+    name = storage.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"x" * 64))
+    token, fields = delivery_ops.token_fields(job)
     for key, value in {"status": "completed", "result_path": name, "result_size_bytes": 64,
                        "result_content_type": "image/png", **fields}.items():
         setattr(job, key, value)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import delivery, tasks
+from wagtail_smi import links, queue
 from wagtail_smi.models import PurchaseJob
 
 DEMO_SETTINGS = Path(__file__).resolve().parent.parent / "demo_site" / "settings.py"
@@ -136,7 +136,7 @@ def submitted(make_job, make_image, settings, django_capture_on_commit_callbacks
         server.pending_polls, server.result_size = None, (80, 40)
         job = make_job("paid", image=make_image(20, 10), paid_at=timezone.now(), email="buyer@example.com")
         with django_capture_on_commit_callbacks(execute=True):
-            tasks.enqueue_processing(job.pk)
+            queue.enqueue_processing(job.pk)
         job.refresh_from_db()
         assert job.status == "processing"
         yield server, job, settings.SECRET_KEY
@@ -184,7 +184,7 @@ def test_a_signed_original_url_survives_rotation_while_the_old_key_is_a_fallback
     client, settings, make_job, make_image
 ):
     job = make_job("processing", image=make_image(20, 10))
-    path = delivery.signed_original_url(job).removeprefix("http://127.0.0.1:8000")
+    path = links.original_url(job).removeprefix("http://127.0.0.1:8000")
     old_secret = settings.SECRET_KEY
 
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = ROTATED, [old_secret]

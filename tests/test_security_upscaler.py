@@ -20,9 +20,12 @@ from PIL import Image, ImageChops
 
 from tests.storefront_support import PROVIDER, publish_gallery, sellable
 from tests.upsampler_server import FakeUpsampler
-from wagtail_smi import processing, tasks
-from wagtail_smi.delivery import private_storage
+from wagtail_smi import queue
 from wagtail_smi.models import JobEvent, PurchaseJob
+from wagtail_smi.operations import maintenance, resolution
+from wagtail_smi.operations.upscaling import upscale_request
+from wagtail_smi.storage import private_storage
+from wagtail_smi.timeline import describe
 from wagtail_smi.upscalers.local import resize_in_strips, upscale_file
 from wagtail_smi.upscalers.upsampler import UpsamplerUpscaler
 from wagtail_smi.workflow import transition, update_job
@@ -85,7 +88,7 @@ def test_refund_email_offers_only_resolutions_the_upscaler_can_produce(
     job.image.delete()  # the upscale fails: the original is gone
     with override_settings(WAGTAIL_SMI=local_settings(MAX_MEMORY_MB=40)):
         with django_capture_on_commit_callbacks(execute=True):
-            tasks.enqueue_processing(job.pk)
+            queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     assert job.status == "refunded"
     [email] = mail.outbox
@@ -102,10 +105,10 @@ def test_the_local_upscaler_refuses_at_run_time_what_its_budget_cannot_hold(
     )
     with override_settings(WAGTAIL_SMI=local_settings(MAX_MEMORY_MB=40)):
         with django_capture_on_commit_callbacks(execute=True):
-            tasks.enqueue_processing(job.pk)
+            queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     assert job.status == "refunded"
-    assert "output_too_large" in job.events.get(to_status="failed").reason
+    assert "output_too_large" in describe(job.events.get(to_status="failed"))
 
 
 def test_upsampler_quotes_are_not_limited_by_the_local_memory_budget(client, make_image, root_page):
@@ -186,7 +189,7 @@ def paid_job(make_job, make_image):
 
 def run_task(job, captured):
     with captured(execute=True):
-        tasks.enqueue_processing(job.pk)
+        queue.enqueue_processing(job.pk)
     job.refresh_from_db()
     return job
 
@@ -195,7 +198,7 @@ def sweep_when_due(job, captured):
     """Time passes until the job's next step is due, then the sweeper runs."""
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     with captured(execute=True):
-        processing.sweep()
+        maintenance.sweep()
     job.refresh_from_db()
     return job
 
@@ -246,9 +249,9 @@ def test_worker_killed_after_stamping_waits_for_the_callback_and_completes_once(
 ):
     """The request reached Upsampler, then the worker died before saving the id."""
     job = paid_job()
-    job = transition(job, "processing", deadline_at=timezone.now() + timedelta(hours=1))
+    job = transition(job, "processing", deadline_at=timezone.now() + timedelta(hours=1), code="processing_started")
     job = update_job(job, upscaler_submitted_at=timezone.now(), next_attempt_at=timezone.now() - timedelta(seconds=1))
-    UpsamplerUpscaler({"API_KEY": "k", "API_BASE": upsampler.api_base}).submit(job)  # its answer is lost
+    UpsamplerUpscaler({"API_KEY": "k", "API_BASE": upsampler.api_base}).submit(upscale_request(job))  # its answer is lost
 
     job = sweep_when_due(job, django_capture_on_commit_callbacks)
     job = sweep_when_due(job, django_capture_on_commit_callbacks)
@@ -290,7 +293,7 @@ def test_an_admin_retry_of_a_lost_submission_submits_again(
     assert job.status == "needs_attention"
 
     with django_capture_on_commit_callbacks(execute=True):
-        processing.retry_job(job.pk, actor=admin_user)  # the admin found nothing at Upsampler
+        resolution.retry(job.pk, actor=admin_user)  # the admin found nothing at Upsampler
     job.refresh_from_db()
     assert len(upsampler.submits) == 2
     assert job.status == "processing" and job.upscaler_job_id in upsampler.jobs
@@ -341,7 +344,7 @@ def test_a_callback_naming_a_job_upsampler_does_not_confirm_is_not_adopted(
     assert response.status_code == 200
     job.refresh_from_db()
     assert job.upscaler_job_id == "" and job.status == "processing"
-    assert job.events.filter(kind="note", reason__contains=candidate).exists()
+    assert job.events.filter(code="callback_ignored", data__external_id=candidate).exists()
     assert len(upsampler.submits) == 1
 
 
@@ -351,7 +354,7 @@ def test_a_callback_that_beats_the_answer_still_lets_the_worker_poll_at_once(
     """A callback for a job that no worker has submitted yet changes nothing but the mark
     the submitting worker reads (the early-callback behaviour)."""
     job = paid_job()
-    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1))
+    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1), code="processing_started")
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             f"/smi-webhook/upsampler/{job.pk}/{job.callback_secret}/",

@@ -204,7 +204,7 @@ def test_checkout_creates_the_job_and_returns_the_provider_url(client, offer):
     )
     assert data["checkout_url"].startswith(data["status_url"])
     assert job.cancel_url == f"http://127.0.0.1:8000{page.url}"
-    assert job.events.filter(kind=JobEvent.Kind.NOTE, reason="checkout started").exists()
+    assert job.events.filter(kind=JobEvent.Kind.NOTE, code="checkout_started").exists()
 
 
 def test_checkout_with_the_dummy_provider_points_at_its_local_page(client, offer):
@@ -562,9 +562,9 @@ def test_the_stripe_webhook_answers_without_the_trailing_slash(client):
 
 
 def test_a_failed_payment_tells_the_buyer_they_were_not_charged(client, make_job):
-    from wagtail_smi.payments import mark_payment_failed
+    from wagtail_smi.operations import mark_payment_failed
 
     job = make_job("awaiting_payment", payment_intent_id="pi_x")
-    mark_payment_failed(job.pk, reason="async payment failed")
+    mark_payment_failed(job.pk, provider="stripe")
     data = client.get(f"/smi/v1/job-status/{job.pk}?key={job.access_key}").json()
     assert "did not go through" in data["message"]

@@ -179,10 +179,10 @@ def test_a_failed_or_refunded_order_is_explained(client, make_job, site, status,
 def test_the_demo_mailbox_link_shows_only_in_debug_with_a_mailbox(client, make_job, tmp_path):
     job = make_job("completed")
     url = order_url(job, job.access_key)
-    mailbox = reverse("wagtail_smi:demo_mailbox")
+    mailbox = reverse("demo_mailbox")
 
     assert mailbox not in client.get(url).content.decode()
-    with override_settings(DEBUG=True, WAGTAIL_SMI={"DEMO_MAILBOX_DIR": str(tmp_path)}):
+    with override_settings(DEBUG=True, SMI_DEMO_MAILBOX_DIR=str(tmp_path)):
         assert mailbox in client.get(url).content.decode()
 
 

@@ -5,12 +5,12 @@ import threading
 import pytest
 from django.db import close_old_connections
 
-from wagtail_smi.models import JobEvent, JobStatus, PurchaseJob
+from wagtail_smi.models import EventCode, JobEvent, JobStatus, PurchaseJob
 from wagtail_smi.workflow import (
     ALLOWED_TRANSITIONS,
     STATE_TIMESTAMPS,
     TransitionNotAllowed,
-    record_note,
+    record_event,
     transition,
     update_job,
 )
@@ -38,14 +38,14 @@ def test_the_table_contains_the_spec_moves():
 @pytest.mark.parametrize(("src", "dst"), ALLOWED)
 def test_every_allowed_transition_is_applied_stamped_and_logged(make_job, src, dst):
     job = make_job(src)
-    moved = transition(job, dst, reason="because")
+    moved = transition(job, dst, code=EventCode.RETRIED, data={"because": "test"})
     job.refresh_from_db()
     assert job.status == dst == moved.status
     if dst in STATE_TIMESTAMPS:
         assert getattr(job, STATE_TIMESTAMPS[dst]) is not None
     event = job.events.get()
-    assert (event.kind, event.from_status, event.to_status, event.reason) == (
-        "transition", src, dst, "because",
+    assert (event.kind, event.from_status, event.to_status, event.code, event.data) == (
+        "transition", src, dst, "retried", {"because": "test"},
     )
 
 
@@ -67,7 +67,7 @@ REFUSED = [
 def test_refused_transitions_change_nothing_and_are_logged(make_job, src, dst, caplog):
     job = make_job(src)
     with pytest.raises(TransitionNotAllowed):
-        transition(job, dst, reason="try", refund_reason="should not be saved")
+        transition(job, dst, refund_reason="should not be saved", code="legacy")
     job.refresh_from_db()
     assert job.status == src
     assert job.refund_reason == ""
@@ -80,14 +80,14 @@ def test_refused_transitions_change_nothing_and_are_logged(make_job, src, dst, c
 def test_only_from_narrows_the_sources(make_job):
     job = make_job(S.NEEDS_ATTENTION)
     with pytest.raises(TransitionNotAllowed):
-        transition(job, S.PAID, only_from=[S.AWAITING_PAYMENT, S.ABANDONED])
+        transition(job, S.PAID, only_from=[S.AWAITING_PAYMENT, S.ABANDONED], code="payment_received")
     assert PurchaseJob.objects.get(pk=job.pk).status == S.NEEDS_ATTENTION
 
 
 @pytest.mark.django_db
 def test_fields_are_saved_with_the_transition(make_job):
     job = make_job(S.AWAITING_PAYMENT)
-    transition(job, S.PAID, payment_intent_id="pi_123", email="buyer@example.com")
+    transition(job, S.PAID, payment_intent_id="pi_123", email="buyer@example.com", code="payment_received")
     job.refresh_from_db()
     assert (job.payment_intent_id, job.email) == ("pi_123", "buyer@example.com")
 
@@ -100,7 +100,7 @@ def test_a_retried_order_keeps_its_payment_time(make_job):
 
     paid = timezone.now() - timedelta(days=3)
     job = make_job(S.NEEDS_ATTENTION, paid_at=paid)
-    transition(job, S.PAID, reason="admin retry")
+    transition(job, S.PAID, code="payment_received")
     job.refresh_from_db()
     assert job.paid_at == paid
     assert job.needs_attention_at is None or job.needs_attention_at <= timezone.now()
@@ -118,8 +118,8 @@ def test_update_job_refuses_status_changes(make_job):
 
 @pytest.mark.django_db
 def test_events_are_append_only(make_job):
-    event = record_note(make_job(), "hello")
-    event.reason = "changed"
+    event = record_event(make_job(), EventCode.LINK_RESENT, {"n": 1})
+    event.data = {"n": 2}
     with pytest.raises(ValueError):
         event.save()
 
@@ -144,7 +144,7 @@ def test_two_threads_racing_to_move_a_job_exactly_one_wins(make_job):
     def race(target):
         try:
             barrier.wait()
-            transition(job.pk, target, only_from=[S.AWAITING_PAYMENT])
+            transition(job.pk, target, only_from=[S.AWAITING_PAYMENT], code="legacy")
             outcomes.append(("won", target))
         except TransitionNotAllowed:
             outcomes.append(("lost", target))

@@ -9,6 +9,11 @@ class WagtailSmiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks, redaction, signals  # noqa: F401  (checks, signal handlers)
+        # Imported here, not at the top: these modules use models, which only exist once
+        # the app registry is ready.
+        from . import checks, permissions, redaction, signals
 
+        checks.register()
+        signals.connect()
+        permissions.register()
         redaction.install()

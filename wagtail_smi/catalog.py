@@ -22,10 +22,11 @@ from wagtail.fields import RichTextField, StreamField
 from wagtail.images import get_image_model
 from wagtail.images.blocks import ImageBlock, ImageChooserBlock
 from wagtail.rich_text.rewriters import FIND_EMBED_TAG, extract_attrs
-from wagtail.signals import page_published, page_unpublished
 
+from . import pricing
 from .blocks import SellableImageBlock
 from .models import ImageForSale, SaleListing, SmiSiteSettings
+from .upscalers import within_upscaler_limits
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,16 @@ class SaleOffer:
 
     def settings(self) -> SmiSiteSettings:
         return self.site_settings or site_settings(self.site)
+
+    def quotes(self) -> tuple[dict[str, pricing.Quote], str]:
+        """Every quote this offer allows, and the currency: the one source of the prices
+        the dialog, the checkout and the emails show. Sizes come from the stored image,
+        never from the client; sizes the upscaler cannot produce are unavailable."""
+        rules = within_upscaler_limits(self.settings().pricing_rules())
+        quotes = pricing.quote_all(
+            self.image.width, self.image.height, rules, only=self.resolutions or None
+        )
+        return quotes, rules.currency
 
 
 # --- walking content -------------------------------------------------------------------
@@ -194,17 +205,15 @@ def rebuild_all_listings() -> int:
     return count
 
 
-def _on_published(sender, instance, **kwargs):
+def on_published(sender, instance, **kwargs):
+    """Signal receiver (``signals.connect``)."""
     update_listings(instance)
 
 
-def _on_unpublished(sender, instance, **kwargs):
+def on_unpublished(sender, instance, **kwargs):
+    """Signal receiver (``signals.connect``). Deleting a page (or an image) cascades to its
+    ``SaleListing`` rows."""
     clear_listings(instance)
-
-
-page_published.connect(_on_published, dispatch_uid="wagtail_smi.catalog.published")
-page_unpublished.connect(_on_unpublished, dispatch_uid="wagtail_smi.catalog.unpublished")
-# Deleting a page (or an image) cascades to its SaleListing rows.
 
 
 # --- answering ---------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """System checks for a safe configuration."""
 
+import stripe
 from django.conf import settings
 from django.core import checks
 
 from .conf import smi_settings
 
 
-@checks.register(checks.Tags.security, deploy=False)
 def check_payment_backend(app_configs, **kwargs):
     backend = smi_settings.PAYMENT_BACKEND
     if backend == "dummy" and not (settings.DEBUG or smi_settings.ALLOW_DUMMY_PAYMENTS):
@@ -21,7 +21,6 @@ def check_payment_backend(app_configs, **kwargs):
     return []
 
 
-@checks.register()
 def check_private_storage(app_configs, **kwargs):
     alias = smi_settings.PRIVATE_STORAGE
     storages = getattr(settings, "STORAGES", {})
@@ -37,11 +36,10 @@ def check_private_storage(app_configs, **kwargs):
     return []
 
 
-@checks.register()
 def check_stripe_configuration(app_configs, **kwargs):
     if smi_settings.PAYMENT_BACKEND != "stripe":
         return []
-    import stripe
+
 
     stripe_settings = smi_settings.STRIPE
     problems = []
@@ -67,3 +65,10 @@ def check_stripe_configuration(app_configs, **kwargs):
             )
         )
     return problems
+
+
+def register() -> None:
+    """Called from ``AppConfig.ready()``."""
+    checks.register(check_payment_backend, checks.Tags.security)
+    checks.register(check_private_storage)
+    checks.register(check_stripe_configuration)

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
@@ -96,8 +97,6 @@ DEFAULTS: dict[str, Any] = {
     # Email sender (None: DEFAULT_FROM_EMAIL) and admin alert recipients (None: ADMINS).
     "FROM_EMAIL": None,
     "ADMIN_EMAILS": None,
-    # Where the demo writes outgoing mail (shown on the order page in DEBUG); None: off.
-    "DEMO_MAILBOX_DIR": None,
 }
 
 
@@ -123,8 +122,6 @@ class SmiSettings:
             user = getattr(settings, "WAGTAIL_SMI", {}) or {}
             unknown = set(user) - set(DEFAULTS)
             if unknown:
-                from django.core.exceptions import ImproperlyConfigured
-
                 raise ImproperlyConfigured(
                     f"Unknown WAGTAIL_SMI keys: {', '.join(sorted(unknown))}"
                 )

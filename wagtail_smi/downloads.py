@@ -1,62 +1,185 @@
 """File routes: the emailed token link, the order page's download button, and the
-short-lived signed URL the upscaler fetches an original from. Thin: parse, authorise,
-hand to ``delivery``."""
+short-lived signed URL the upscaler fetches an original from.
+
+Who may download and what counts is the operations layer's (``operations.downloads``);
+this module speaks HTTP: ranges (206/416), HEAD, and handing the file to the web server
+with ``X-Accel-Redirect`` / ``X-Sendfile`` (``DOWNLOAD_SERVE``).
+"""
 
 from __future__ import annotations
 
-from django.http import FileResponse, HttpResponse
+import logging
+import mimetypes
+import re
+
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from . import delivery
+from . import storage
+from .conf import smi_settings
+from .http import json_error, operation_error
 from .models import PurchaseJob
+from .operations import DownloadRefused, check_downloadable, record_download
+from .operations.downloads import find_by_key, find_by_token, find_original, refused
 from .ratelimit import rate_limit
+from .utils import client_ip, hash_ip
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 64 * 1024
+_STARTS_AT_ZERO = re.compile(r"bytes=\s*0+\s*-")
 
 
 @require_safe
 @rate_limit("download")
 def download(request, token: str) -> HttpResponse:
     """``GET /smi/download/<token>``: 404 unknown, 410 expired/revoked/used up, 425 not ready."""
-    job = delivery.job_for_token(token)
-    if job is None:
-        return delivery.error_response(404, "not_found", _("Not found."))
-    return delivery.refusal(job, request) or delivery.serve(request, job)
+    return _download(request, find_by_token(token))
 
 
 @require_safe
 @rate_limit("download")
 def order_download(request, job_id) -> HttpResponse:
     """The order status page's button: the same checks, authorised by the order's key."""
-    job = PurchaseJob.objects.filter(pk=job_id).select_related("site").first()
-    if job is None or not job.check_access_key(request.GET.get("key")):
-        return delivery.error_response(404, "not_found", _("Not found."))
-    return delivery.refusal(job, request) or delivery.serve(request, job)
+    return _download(request, find_by_key(job_id, request.GET.get("key")))
+
+
+def _download(request, job: PurchaseJob | None) -> HttpResponse:
+    try:
+        if job is None:
+            raise refused("not_found")
+        client = hash_ip(client_ip(request))
+        check_downloadable(job, range_start=_range_start_hint(request), client=client)
+        return serve(request, job, client)
+    except DownloadRefused as exc:
+        response = operation_error(exc)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _range_start_hint(request) -> int | None:
+    """Before the file's size is known: a ranged GET that does not start at byte 0 may be
+    a resume (1 stands for "after byte 0"); ``serve`` decides with the real range."""
+    header = request.headers.get("Range", "") if request.method == "GET" else ""
+    if not header.startswith("bytes=") or _STARTS_AT_ZERO.match(header):
+        return None
+    return 1
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """One ``bytes=`` range → (start, end inclusive); None: serve it all; False: unsatisfiable."""
+    if not header or not header.startswith("bytes="):
+        return None
+    if size <= 0:
+        return False
+    spec = header[len("bytes="):].strip()
+    if "," in spec:  # several ranges: answering with the whole file is allowed
+        return None
+    first, sep, last = spec.partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                return False
+            return max(size - length, 0), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or start >= size or end < start:
+        return False
+    return start, min(end, size - 1)
+
+
+def _ranged_body(handle, start: int, length: int):
+    try:
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
+    """Answer a download request for an order that passed ``check_downloadable``.
+
+    Every GET is logged, and counted unless it is a resume (see ``record_download``).
+    """
+    files = storage.private_storage()
+    name = job.result_path
+    try:
+        size = files.size(name)
+    except (FileNotFoundError, OSError):
+        logger.error("job %s: delivered file %s is missing", job.pk, name)
+        raise refused("missing") from None
+    content_type = job.result_content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    head = request.method == "HEAD"
+    byte_range = None if head else parse_range(request.headers.get("Range"), size)
+    if byte_range is False:
+        response = json_error("range_not_satisfiable", _("Requested range not satisfiable."), 416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if not head:
+        record_download(job, client=client, range_start=byte_range[0] if byte_range else None)
+
+    mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
+    if mode in {"x-accel-redirect", "x-sendfile"} and not head:
+        response = HttpResponse(content_type=content_type)
+        if mode == "x-accel-redirect":
+            response["X-Accel-Redirect"] = smi_settings.X_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + name
+        else:
+            response["X-Sendfile"] = files.path(name)
+        del response["Content-Length"]
+    elif head:
+        response = HttpResponse(content_type=content_type)
+        response["Content-Length"] = str(size)
+    elif byte_range is None:
+        response = FileResponse(files.open(name, "rb"), content_type=content_type)
+        response["Content-Length"] = str(size)
+    else:
+        start, end = byte_range
+        response = StreamingHttpResponse(
+            _ranged_body(files.open(name, "rb"), start, end - start + 1),
+            status=206,
+            content_type=content_type,
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    response["Content-Disposition"] = f'attachment; filename="{storage.download_filename(job)}"'
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "no-store, private"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @require_safe
 def original(request, signed: str) -> HttpResponse:
-    """The original image of a job being processed, for an upscaler that cannot reach the
-    image storage. Signed and short-lived; 404 once expired or the job has moved on.
+    """The original image of an order being processed, for an upscaler that cannot reach
+    the image storage. Signed and short-lived; 404 once expired or the order has moved on.
 
     Deliberately not under the per-client ``download`` rate limit: the client is the
     upscaler, which fetches every shop's originals from a few addresses and would get 429
     under load, failing paid orders. The signature (``SECRET_KEY``, 6 hours, only while
-    the job is paid or processing) is what guards this route; a forged or stale URL is a
+    the order is paid or processing) is what guards this route; a forged or stale URL is a
     404 after one signature check, without touching the database.
     """
-    job = delivery.job_for_original(signed)
+    job = find_original(signed)
     if job is None:
-        return delivery.error_response(404, "not_found", _("Not found."))
+        return json_error("not_found", _("Not found."), 404)
     image = job.image
     response = FileResponse(
-        image.file.storage.open(image.file.name, "rb"), content_type=_image_type(image)
+        image.file.storage.open(image.file.name, "rb"),
+        content_type=mimetypes.guess_type(image.file.name)[0] or "application/octet-stream",
     )
     response["Cache-Control"] = "no-store, private"
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _image_type(image) -> str:
-    import mimetypes
-
-    return mimetypes.guess_type(image.file.name)[0] or "application/octet-stream"

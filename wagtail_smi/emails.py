@@ -15,18 +15,20 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Template
 from django.template.loader import get_template, render_to_string
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from . import links
 from .conf import smi_settings
+from .models import SmiSiteSettings
 from .pricing import format_price, quote_all
 from .upscalers import within_upscaler_limits
 from .utils import absolute_url
 
 logger = logging.getLogger(__name__)
 
-# What the customer is told for each automatic refund reason (processing.REASON_*). Only
+# What the customer is told for each automatic refund reason (the ``reason`` of a failed
+# order, see ``operations.processing``). Only
 # these refunds (the order failed, not the customer's choice) suggest other resolutions.
 REFUND_EXPLANATIONS = {
     "upscale_failed": _("The upscaling service could not process your image."),
@@ -36,8 +38,6 @@ REFUND_EXPLANATIONS = {
 
 
 def _site_settings(job):
-    from .models import SmiSiteSettings
-
     if job.site_id:
         return SmiSiteSettings.for_site(job.site)
     return None
@@ -56,16 +56,12 @@ def _site_name(job) -> str:
     return getattr(settings, "WAGTAIL_SITE_NAME", "") or absolute_url("/")
 
 
-def _order_url(job) -> str:
-    return absolute_url(reverse("wagtail_smi:order_status", args=[job.pk])) + f"?key={job.access_key}"
-
-
 def _base_context(job) -> dict:
     return {
         "job": job,
         "site_name": _site_name(job),
         "support_email": _support_email(job),
-        "order_url": _order_url(job),
+        "order_url": links.order_url(job),
         "amount": format_price(job.amount_cents, job.currency),
     }
 
@@ -112,25 +108,19 @@ def format_expiry(moment) -> str:
 
 
 def send_download_ready(job, token: str) -> bool:
-    from .delivery import download_url
-
     context = _base_context(job) | {
-        "download_url": download_url(token),
+        "download_url": links.download_url(token),
         "expires_at": format_expiry(job.token_expires_at) if job.token_expires_at else "",
         "download_limit": job.download_limit,
     }
     return _send("download_ready", context, [job.email], language=job.locale)
 
 
-def _refund_reason_code(job) -> str:
-    return (job.refund_reason or "").split(":", 1)[0].strip()
-
-
 def send_refund_notice(job) -> bool:
     refunded = job.refund_amount_cents or job.amount_cents
     alternatives = _alternatives(job)
     context = _base_context(job) | {
-        "explanation": REFUND_EXPLANATIONS.get(_refund_reason_code(job), ""),
+        "explanation": REFUND_EXPLANATIONS.get(job.refund_reason, ""),
         "refund_amount": format_price(refunded, job.currency),
         "alternatives": alternatives,
         # The page the image was bought from (set by the checkout), to order another size.
@@ -154,24 +144,9 @@ def admin_recipients() -> list[str]:
 def send_admin_alert(job, message: str) -> bool:
     context = _base_context(job) | {
         "message": message,
-        "admin_url": _admin_order_url(job),
+        "admin_url": links.admin_order_url(job),
     }
     return _send("admin_alert", context, admin_recipients())
-
-
-def _admin_order_url(job) -> str:
-    # The orders admin is another module's; fall back to the admin home if it has no route.
-    from django.urls import NoReverseMatch
-
-    for name in ("smi_orders:inspect",):
-        try:
-            return absolute_url(reverse(name, args=[job.pk]))
-        except NoReverseMatch:
-            continue
-    try:
-        return absolute_url(reverse("wagtailadmin_home"))
-    except NoReverseMatch:
-        return absolute_url("/admin/")
 
 
 def _alternatives(job) -> list:
@@ -180,7 +155,7 @@ def _alternatives(job) -> list:
     Only when processing failed (a refund the customer did not ask for), and only those the
     site offers now and can produce for this image's size.
     """
-    if _refund_reason_code(job) not in REFUND_EXPLANATIONS:
+    if job.refund_reason not in REFUND_EXPLANATIONS:
         return []
     site_settings = _site_settings(job)
     if not site_settings or not job.original_width or not job.original_height:

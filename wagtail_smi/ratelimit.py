@@ -12,10 +12,9 @@ import functools
 import time
 
 from django.core.cache import caches
-from django.http import JsonResponse
-from django.utils.translation import gettext as _
 
 from .conf import smi_settings
+from .http import rate_limited
 from .utils import client_ip, hash_ip
 
 
@@ -39,18 +38,6 @@ def check_rate_limit(request, scope: str) -> int | None:
     return None
 
 
-def rate_limited_response(retry_after: int) -> JsonResponse:
-    response = JsonResponse(
-        {
-            "error": "rate_limited",
-            "message": _("Too many requests, try again in a minute."),
-        },
-        status=429,
-    )
-    response["Retry-After"] = str(retry_after)
-    return response
-
-
 def rate_limit(scope: str):
     """View decorator: answer 429 with ``Retry-After`` when the client is over the limit."""
 
@@ -59,7 +46,7 @@ def rate_limit(scope: str):
         def wrapped(request, *args, **kwargs):
             retry_after = check_rate_limit(request, scope)
             if retry_after is not None:
-                return rate_limited_response(retry_after)
+                return rate_limited(retry_after)
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -2,8 +2,7 @@
 
 from django.urls import path
 
-from . import api, downloads, mailbox, views, webhooks
-from .payments import views as payment_views
+from . import api, downloads, pages, webhooks
 
 app_name = "wagtail_smi"
 
@@ -15,15 +14,14 @@ urlpatterns = [
     path("smi/v1/job-status/<str:job_id>", api.job_status, name="job_status"),
     path("smi/v1/csrf", api.csrf_token, name="csrf_token"),
     # Server-rendered pages.
-    path("smi/buy/<int:image_id>/", views.purchase_page, name="purchase_page"),
-    path("smi/orders/<uuid:job_id>/", views.order_status, name="order_status"),
+    path("smi/buy/<int:image_id>/", pages.purchase_page, name="purchase_page"),
+    path("smi/orders/<uuid:job_id>/", pages.order_status, name="order_status"),
     # Files.
     path("smi/download/<str:token>", downloads.download, name="download"),
     path("smi/orders/<uuid:job_id>/download/", downloads.order_download, name="order_download"),
     path("smi/originals/<str:signed>/", downloads.original, name="original"),
-    path("smi/demo-mailbox/", mailbox.mailbox, name="demo_mailbox"),
     # Payment provider pages and webhooks.
-    path("smi/dummy-checkout/<uuid:job_id>/", payment_views.dummy_checkout, name="dummy_checkout"),
+    path("smi/dummy-checkout/<uuid:job_id>/", pages.dummy_checkout, name="dummy_checkout"),
     path("smi-webhook/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
     # Without the slash too: Stripe does not follow the redirect APPEND_SLASH would send.
     path("smi-webhook/stripe", webhooks.stripe_webhook),

@@ -1,4 +1,22 @@
-"""Admin integration, a table of contents: each concern registers its own hooks."""
+"""The admin and storefront integration with Wagtail, a table of contents.
 
-from . import images_admin  # noqa: F401  (image library: put on sale)
-from .admin import hooks as admin_hooks  # noqa: F401  (orders, reports, dashboard)
+- ``admin.hooks``: orders (a read-only snippet), reports, the dashboard, the settings
+  preview, icons and admin assets;
+- ``admin.images``: the image library's "Put on sale" / "Take off sale" bulk actions, its
+  "For sale" filter and the chooser's filter;
+- below: rich-text images on sale get the purchase button (``rich_text``).
+"""
+
+from wagtail import hooks
+
+from . import rich_text
+from .admin import hooks as admin_hooks  # noqa: F401  (registers its hooks)
+from .admin import images as images_admin  # noqa: F401  (registers its hooks)
+
+hooks.register("before_serve_page", rich_text.remember_page)
+
+
+@hooks.register("register_rich_text_features", order=10)
+def sellable_rich_text_images(features):
+    # After wagtail.images' own registration (order 0), so this handler wins.
+    features.register_embed_type(rich_text.SellableImageEmbedHandler)

@@ -1,7 +1,8 @@
 """The job state machine (SPEC §2): the only code that changes ``PurchaseJob.status``.
 
 Every transition runs in a transaction holding the job's row lock, is checked against
-``ALLOWED_TRANSITIONS``, stamps the state's timestamp and appends a ``JobEvent``.
+``ALLOWED_TRANSITIONS``, stamps the state's timestamp and appends a ``JobEvent`` carrying
+an event code and its data (``models.EventCode``; ``timeline`` turns them into sentences).
 A refused move raises ``TransitionNotAllowed``, is logged, and changes nothing.
 
 Side effects (enqueueing tasks, sending email) belong in ``transaction.on_commit``
@@ -19,7 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .models import JobEvent, JobStatus, PurchaseJob
+from .models import EventCode, JobEvent, JobStatus, PurchaseJob
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +80,14 @@ def transition(
     job: PurchaseJob | uuid.UUID | str,
     to_status: str,
     *,
-    reason: str = "",
+    code: str,
+    data: dict[str, Any] | None = None,
     actor=None,
     only_from: Iterable[str] | None = None,
     **fields: Any,
 ) -> PurchaseJob:
-    """Move a job to ``to_status`` and save ``fields`` with it, atomically.
+    """Move a job to ``to_status`` and save ``fields`` with it, atomically; log ``code``
+    (an ``EventCode``) with ``data``.
 
     ``only_from`` narrows the allowed source states for this caller (a webhook that may
     only mark an unpaid job paid, say): a job in any other state is refused, which makes
@@ -118,39 +121,65 @@ def transition(
             JobEvent.objects.create(
                 job=current,
                 kind=JobEvent.Kind.TRANSITION,
+                code=code,
+                data=data or {},
                 from_status=from_status,
                 to_status=to_status,
-                reason=reason,
                 actor=actor,
             )
-            logger.info("job %s: %s → %s (%s)", job_id, from_status, to_status, reason)
+            logger.info("job %s: %s → %s (%s)", job_id, from_status, to_status, code)
     if refused is not None:
-        logger.warning("refused: %s; reason given: %s", refused, reason)
-        _record_refusal(job_id, refused, reason, actor)
+        logger.warning("refused: %s (%s)", refused, code)
+        _record_refusal(job_id, refused, code, data, actor)
         raise refused
     return current
 
 
-def _record_refusal(job_id, refused: TransitionNotAllowed, reason: str, actor) -> None:
+def _record_refusal(job_id, refused: TransitionNotAllowed, code: str, data, actor) -> None:
     # Outside the lock's transaction: the refusal itself changed nothing.
     try:
         JobEvent.objects.create(
             job_id=job_id,
             kind=JobEvent.Kind.REFUSED,
+            code=code,
+            data=data or {},
             from_status=refused.from_status,
             to_status=refused.to_status,
-            reason=reason,
             actor=actor,
         )
     except Exception:  # the log must never turn a refusal into a crash
         logger.exception("could not record refused transition for job %s", job_id)
 
 
-def record_note(job: PurchaseJob | uuid.UUID | str, reason: str, *, actor=None) -> JobEvent:
-    """Append a note (an admin action, a retry, a resent email) to the job's log."""
+def record_event(
+    job: PurchaseJob | uuid.UUID | str,
+    code: str,
+    data: dict[str, Any] | None = None,
+    *,
+    actor=None,
+) -> JobEvent:
+    """Append an event that is not a transition (a submission, a resent link, an email)."""
     return JobEvent.objects.create(
-        job_id=_job_id(job), kind=JobEvent.Kind.NOTE, reason=reason, actor=actor
+        job_id=_job_id(job), kind=JobEvent.Kind.NOTE, code=code, data=data or {}, actor=actor
     )
+
+
+def events_of(job: PurchaseJob | uuid.UUID | str, code: str):
+    """The job's events with this code (for rules such as "one refusal, one fresh key")."""
+    return JobEvent.objects.filter(job_id=_job_id(job), code=code)
+
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "EventCode",
+    "TransitionNotAllowed",
+    "events_of",
+    "is_allowed",
+    "locked_job",
+    "record_event",
+    "transition",
+    "update_job",
+]
 
 
 def update_job(job: PurchaseJob | uuid.UUID | str, **fields: Any) -> PurchaseJob:

@@ -14,8 +14,8 @@ from wagtail.admin.site_summary import SummaryItem
 from wagtail.admin.ui.components import Component
 
 from ..models import ImageClick, JobStatus, PurchaseJob
+from ..permissions import user_can_view_orders
 from ..pricing import format_price
-from .permissions import user_can_view_orders
 from .reports import ratio
 
 WINDOW_DAYS = 30

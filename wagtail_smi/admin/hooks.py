@@ -10,7 +10,8 @@ from django.urls import path
 from django.utils.html import format_html
 from wagtail import hooks
 
-from . import dashboard, permissions, reports, settings_preview
+from .. import permissions
+from . import dashboard, reports, settings_preview
 from .viewsets import order_viewset
 
 permissions.register()

@@ -32,11 +32,11 @@ from wagtail.admin.menu import MenuItem
 from wagtail.admin.views.reports import ReportView
 
 from ..models import ImageClick, JobStatus, PurchaseJob
+from ..permissions import user_can_view_orders
 from ..pricing import format_price, minor_unit_exponent
 from . import charts
 from .exports import FormulaEscapingExportMixin
 from .filters import ImagesPagesFilterSet, ReportFilterSet, RevenueFilterSet
-from .permissions import user_can_view_orders
 
 PAID = Q(paid_at__isnull=False)
 

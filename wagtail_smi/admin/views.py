@@ -1,8 +1,8 @@
-"""Order actions: POST only, CSRF-protected, permission-checked, one domain call each.
+"""Order actions: POST only, CSRF-protected, permission-checked, one operation each.
 
-Each action calls the same domain function the rest of the system uses (so the state
-machine and the event log see the acting admin), then redirects back to the order with a
-message. A domain function that raises is reported as an admin error, never a crash.
+Each action calls the same operation the rest of the system uses (so the state machine
+and the event log see the acting admin), then redirects back to the order with a message.
+An operation that refuses is reported as an admin error, never a crash.
 """
 
 from __future__ import annotations
@@ -12,32 +12,34 @@ import re
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from .. import operations
 from ..models import JobStatus, PurchaseJob
+from ..models.states import REDELIVER, REFUND, RESEND_LINK, RESOLVE, RETRY, operations_for
 from ..pricing import format_price, minor_unit_exponent
-from .permissions import user_can_act_on_orders
 
 logger = logging.getLogger(__name__)
 
 S = JobStatus
 
-# Which actions make sense in which state (the domain function has the final word).
-ACTION_STATES: dict[str, frozenset[str]] = {
-    "retry": frozenset({S.NEEDS_ATTENTION}),
-    "refund": frozenset({S.PAID, S.PROCESSING, S.COMPLETED, S.FAILED, S.NEEDS_ATTENTION}),
-    "resend_email": frozenset({S.COMPLETED}),
-    "redeliver": frozenset({S.COMPLETED, S.NEEDS_ATTENTION}),
-    "resolve": frozenset({S.NEEDS_ATTENTION}),
+# The admin's action names and the operations they run (``models.states`` says which
+# operations apply in which state; the operation has the final word).
+ACTION_OPERATIONS = {
+    "retry": RETRY,
+    "refund": REFUND,
+    "resend_email": RESEND_LINK,
+    "redeliver": REDELIVER,
+    "resolve": RESOLVE,
 }
 
 
 def available_actions(job: PurchaseJob) -> list[str]:
-    return [name for name, states in ACTION_STATES.items() if job.status in states]
+    applicable = operations_for(job.status)
+    return [name for name, operation in ACTION_OPERATIONS.items() if operation in applicable]
 
 
 class RefundForm(forms.Form):
@@ -122,11 +124,10 @@ def order_action(name: str):
     def decorator(body):
         @require_POST
         def view(request, pk):
-            if not user_can_act_on_orders(request.user):
-                raise PermissionDenied
+            operations.require_permission(request.user, ACTION_OPERATIONS[name])
             job = get_object_or_404(PurchaseJob, pk=pk)
             target = redirect(_order_url(request, job), pk=job.pk)
-            if job.status not in ACTION_STATES[name]:
+            if ACTION_OPERATIONS[name] not in operations_for(job.status):
                 messages.error(
                     request,
                     gettext("This action is not possible while the order is “%(status)s”.")
@@ -135,6 +136,8 @@ def order_action(name: str):
                 return target
             try:
                 success = body(request, job)
+            except operations.OperationError as exc:
+                messages.error(request, gettext("The action failed: %(error)s") % {"error": exc.message[:300]})
             except Exception as exc:  # shown to the admin, logged with the traceback
                 logger.exception("order action %s failed for job %s", name, job.pk)
                 messages.error(
@@ -154,9 +157,7 @@ def order_action(name: str):
 
 @order_action("retry")
 def retry_view(request, job):
-    from ..processing import retry_job
-
-    retry_job(job.pk, actor=request.user)
+    operations.retry(job.pk, actor=request.user)
     return gettext("Processing restarted.")
 
 
@@ -166,9 +167,7 @@ def refund_view(request, job):
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return None
-    from ..payments import refund_job
-
-    result = refund_job(job.pk, reason=form.cleaned_data["reason"], actor=request.user)
+    result = operations.refund(job.pk, reason=form.cleaned_data["reason"], actor=request.user)
     status = getattr(result, "status", None)
     if status == S.REFUNDED:
         return gettext("Refunded %(amount)s.") % {
@@ -185,48 +184,29 @@ def refund_view(request, job):
 
 @order_action("resend_email")
 def resend_email_view(request, job):
-    from ..delivery import resend_download_email
-
-    resend_download_email(job.pk, actor=request.user)
+    operations.resend_link(job.pk, actor=request.user)
     return gettext("The download email was sent again with a new link.")
 
 
 @order_action("redeliver")
 def redeliver_view(request, job):
-    from ..processing import redeliver
-
-    redeliver(job.pk, actor=request.user)
+    operations.redeliver(job.pk, actor=request.user)
     return gettext("The delivery is being rebuilt.")
 
 
 @order_action("resolve")
 def resolve_view(request, job):
-    from ..workflow import transition
-
     form = ResolveForm(request.POST, job=job)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return None
     data = form.cleaned_data
-    if data["outcome"] == "delivered":
-        transition(
-            job.pk,
-            S.COMPLETED,
-            reason=gettext("Resolved: delivered by hand. %(details)s") % {"details": data["reason"]},
-            actor=request.user,
-            only_from=[S.NEEDS_ATTENTION],
-        )
-        return gettext("Marked as delivered by hand.")
-    transition(
-        job.pk,
-        S.REFUNDED,
-        reason=gettext("Resolved: refunded outside the system (%(amount)s). %(details)s")
-        % {"amount": format_price(data["amount"], job.currency), "details": data["reason"]},
+    operations.resolve_by_hand(
+        job.pk, outcome=data["outcome"], details=data["reason"], amount_cents=data["amount"],
         actor=request.user,
-        only_from=[S.NEEDS_ATTENTION],
-        refund_amount_cents=data["amount"],
-        refund_reason=data["reason"],
     )
+    if data["outcome"] == "delivered":
+        return gettext("Marked as delivered by hand.")
     return gettext("Marked as refunded outside the system.")
 
 

@@ -18,22 +18,16 @@ from wagtail.admin.views import generic
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.images import get_image_model
 
-from ..models import JobStatus, PurchaseJob
+from ..models import PurchaseJob
+from ..permissions import VIEW_ACTIONS, user_can_act_on_orders
 from ..pricing import format_price
+from ..timeline import describe
 from . import views
 from .exports import FormulaEscapingExportMixin
 from .filters import OrderFilterSet
-from .permissions import VIEW_ACTIONS, user_can_act_on_orders
 
 THUMBNAIL_SPEC = "fill-80x80"
 
-STATUS_TONE = {
-    JobStatus.COMPLETED: "success",
-    JobStatus.REFUNDED: "neutral",
-    JobStatus.NEEDS_ATTENTION: "critical",
-    JobStatus.FAILED: "critical",
-    JobStatus.ABANDONED: "neutral",
-}
 
 
 def order_amount(job: PurchaseJob) -> str:
@@ -74,7 +68,7 @@ class OrderStatusColumn(StatusTagColumn):
     def get_cell_context_data(self, instance, parent_context):
         context = super().get_cell_context_data(instance, parent_context)
         context["status_key"] = instance.status
-        context["tone"] = STATUS_TONE.get(instance.status, "info")
+        context["tone"] = instance.state.tone
         return context
 
 
@@ -158,10 +152,13 @@ class OrderInspectView(generic.InspectView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         job = self.object
-        context["events"] = job.events.select_related("actor").order_by("created_at", "id")
+        events = list(job.events.select_related("actor").order_by("created_at", "id"))
+        for event in events:
+            event.sentence = describe(event)
+        context["events"] = events
         context["downloads"] = job.downloads.all()[:50]
         context["amount_display"] = order_amount(job)
-        context["status_tone"] = STATUS_TONE.get(job.status, "info")
+        context["status_tone"] = job.state.tone
         context["can_act"] = user_can_act_on_orders(self.request.user)
         context["actions"] = views.available_actions(job) if context["can_act"] else []
         context["action_urls"] = {

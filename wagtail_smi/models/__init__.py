@@ -3,12 +3,14 @@ analytics (clicks), webhooks (processed provider events), settings (site pricing
 
 from .analytics import ImageClick
 from .catalog import ImageForSale, SaleListing
-from .jobs import DownloadEvent, JobEvent, JobStatus, PurchaseJob
+from .jobs import DownloadEvent, EventCode, JobEvent, PurchaseJob
 from .settings import SmiSiteSettings
+from .states import STATE_FACTS, JobStatus, StateFacts
 from .webhooks import ProcessedWebhookEvent
 
 __all__ = [
     "DownloadEvent",
+    "EventCode",
     "ImageClick",
     "ImageForSale",
     "JobEvent",
@@ -16,5 +18,7 @@ __all__ = [
     "ProcessedWebhookEvent",
     "PurchaseJob",
     "SaleListing",
+    "STATE_FACTS",
     "SmiSiteSettings",
+    "StateFacts",
 ]

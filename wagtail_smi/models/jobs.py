@@ -9,20 +9,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
-
-class JobStatus(models.TextChoices):
-    AWAITING_PAYMENT = "awaiting_payment", _("Awaiting payment")
-    PAID = "paid", _("Paid")
-    PROCESSING = "processing", _("Processing")
-    COMPLETED = "completed", _("Completed")
-    ABANDONED = "abandoned", _("Abandoned")
-    FAILED = "failed", _("Failed")
-    REFUNDED = "refunded", _("Refunded")
-    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+from .. import tokens
+from .states import STATE_FACTS, JobStatus
 
 
 class PurchaseJob(models.Model):
@@ -177,37 +168,27 @@ class PurchaseJob(models.Model):
     def short_id(self) -> str:
         return str(self.id)[:8]
 
-    # Secrets derived from the job id and SECRET_KEY: nothing to store, nothing to leak
-    # from the database alone, verifiable in constant time. Links are always made with the
-    # current SECRET_KEY and accepted under SECRET_KEY_FALLBACKS too, so rotating the secret
-    # (old one kept as a fallback for a while) does not break links already emailed.
+    # Secrets derived from the job id (see ``wagtail_smi.tokens``): nothing to store.
     @property
     def access_key(self) -> str:
         """The ``key`` that unlocks this order's status page and ``job-status``."""
-        return self._derived_secret("wagtail_smi.access_key")
+        return tokens.access_key(self.id)
 
     def check_access_key(self, key: str | None) -> bool:
-        return self._check_derived_secret("wagtail_smi.access_key", key)
+        return tokens.check_access_key(self.id, key)
 
     @property
     def callback_secret(self) -> str:
         """The secret in this job's upscaler callback URL."""
-        return self._derived_secret("wagtail_smi.callback")
+        return tokens.callback_secret(self.id)
 
     def check_callback_secret(self, secret: str | None) -> bool:
-        return self._check_derived_secret("wagtail_smi.callback", secret)
+        return tokens.check_callback_secret(self.id, secret)
 
-    def _derived_secret(self, salt: str, secret_key: str | None = None) -> str:
-        return salted_hmac(salt, str(self.id), secret=secret_key, algorithm="sha256").hexdigest()[:40]
-
-    def _check_derived_secret(self, salt: str, candidate: str | None) -> bool:
-        if not candidate:
-            return False
-        # constant_time_compare works on bytes: a non-ASCII ``key`` is a mismatch, not a 500.
-        return any(
-            constant_time_compare(str(candidate), self._derived_secret(salt, secret_key))
-            for secret_key in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
-        )
+    @property
+    def state(self):
+        """What this order's state means (``models.states.STATE_FACTS``)."""
+        return STATE_FACTS[self.status]
 
     @property
     def is_paid(self) -> bool:
@@ -223,8 +204,53 @@ class PurchaseJob(models.Model):
         return max(self.paid_amount_cents - self.refund_amount_cents, 0)
 
 
+class EventCode(models.TextChoices):
+    """What happened to an order. The log stores the code and its data; the sentence an
+    admin reads is written when it is shown, in the admin's language
+    (``wagtail_smi.timeline``)."""
+
+    # Checkout and payment.
+    CHECKOUT_STARTED = "checkout_started", _("Checkout started")
+    PAYMENT_RECEIVED = "payment_received", _("Payment received")
+    DISCOUNT_APPLIED = "discount_applied", _("Promotion code")
+    PAYMENT_NOT_APPLIED = "payment_not_applied", _("Payment not applied")
+    PAYMENT_FAILED = "payment_failed", _("Payment failed")
+    CHECKOUT_ABANDONED = "checkout_abandoned", _("Checkout abandoned")
+    # Processing.
+    PROCESSING_STARTED = "processing_started", _("Processing started")
+    SUBMITTED = "submitted", _("Submitted to the upscaler")
+    SUBMISSION_UNCONFIRMED = "submission_unconfirmed", _("Submission unconfirmed")
+    CALLBACK_IGNORED = "callback_ignored", _("Callback ignored")
+    ATTEMPT_FAILED = "attempt_failed", _("Attempt failed")
+    DELIVERED = "delivered", _("Delivered")
+    PROCESSING_FAILED = "processing_failed", _("Processing failed")
+    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+    # Refunds.
+    REFUND_STARTED = "refund_started", _("Refund started")
+    REFUNDED = "refunded", _("Refunded")
+    PARTIAL_REFUND = "partial_refund", _("Partial refund")
+    REFUND_REFUSED = "refund_refused", _("Refund refused")
+    # Admin operations.
+    RETRIED = "retried", _("Retried")
+    REDELIVERED = "redelivered", _("Redelivered")
+    LINK_RESENT = "link_resent", _("Download link resent")
+    ACCESS_REVOKED = "access_revoked", _("Download revoked")
+    RESOLVED_DELIVERED = "resolved_delivered", _("Resolved: delivered by hand")
+    RESOLVED_REFUNDED = "resolved_refunded", _("Resolved: refunded outside the system")
+    # Emails.
+    EMAIL_SENT = "email_sent", _("Email sent")
+    EMAIL_FAILED = "email_failed", _("Email not sent")
+    EMAIL_RETRIED = "email_retried", _("Email retried")
+    # Rows written before codes existed (their text is kept as it was).
+    LEGACY = "legacy", _("Note")
+
+
 class JobEvent(models.Model):
-    """Append-only log of what happened to a job: transitions, refused moves, notes."""
+    """Append-only log of what happened to a job: transitions, refused moves, notes.
+
+    ``code`` says what happened and ``data`` holds its particulars (amounts in minor units,
+    provider ids, an admin's own words); nothing is stored as prose to be parsed back.
+    """
 
     class Kind(models.TextChoices):
         TRANSITION = "transition", _("Transition")
@@ -234,9 +260,10 @@ class JobEvent(models.Model):
     job = models.ForeignKey(PurchaseJob, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.TRANSITION)
+    code = models.CharField(_("event"), max_length=32, choices=EventCode.choices, db_index=True)
+    data = models.JSONField(_("details"), default=dict, blank=True)
     from_status = models.CharField(_("from"), max_length=32, blank=True)
     to_status = models.CharField(_("to"), max_length=32, blank=True)
-    reason = models.TextField(_("reason"), blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -250,9 +277,10 @@ class JobEvent(models.Model):
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["job", "code"], name="smi_event_job_code")]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.from_status} → {self.to_status}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.code}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

@@ -1,7 +1,8 @@
 """Payment providers, selected by ``WAGTAIL_SMI["PAYMENT_BACKEND"]``.
 
-``get_payment_provider()`` talks to the payment service; ``mark_paid()`` and
-``refund_job()`` (in ``actions``) are what a payment does to a job, whoever reports it.
+A provider talks to the payment service (checkouts, refunds) and turns its webhook
+requests into verified ``PaymentEvent`` values; what a payment does to an order lives in
+``wagtail_smi.operations``, the same whichever provider reports it.
 """
 
 from __future__ import annotations
@@ -9,17 +10,14 @@ from __future__ import annotations
 from django.utils.module_loading import import_string
 
 from ..conf import smi_settings
-from .actions import (
-    NotPaidYet,
-    RefundNotPossible,
-    abandon_checkout,
-    mark_paid,
-    mark_payment_failed,
-    record_provider_refund,
-    record_refund_failure,
-    refund_job,
+from .base import (
+    CheckoutSession,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentProviderError,
+    RefundResult,
+    WebhookRejected,
 )
-from .base import CheckoutSession, PaymentProvider, PaymentProviderError, RefundResult
 
 BACKENDS = {
     "dummy": "wagtail_smi.payments.dummy.DummyProvider",
@@ -34,16 +32,10 @@ def get_payment_provider(name: str | None = None) -> PaymentProvider:
 
 __all__ = [
     "CheckoutSession",
-    "NotPaidYet",
+    "PaymentEvent",
     "PaymentProvider",
     "PaymentProviderError",
-    "RefundNotPossible",
     "RefundResult",
-    "abandon_checkout",
+    "WebhookRejected",
     "get_payment_provider",
-    "mark_paid",
-    "mark_payment_failed",
-    "record_provider_refund",
-    "record_refund_failure",
-    "refund_job",
 ]

@@ -1,6 +1,6 @@
 """A local stand-in for a payment service, for the demo and tests.
 
-Its checkout page (``payments.views.dummy_checkout``) drives the same functions as Stripe's
+Its checkout page (``pages.dummy_checkout``) drives the same operations as Stripe's
 webhooks. It hands out goods for free, so it refuses to exist unless ``DEBUG`` is on or
 ``WAGTAIL_SMI["ALLOW_DUMMY_PAYMENTS"]`` is set.
 """
@@ -11,10 +11,9 @@ import hashlib
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import reverse
 
+from .. import links
 from ..conf import smi_settings
-from ..utils import absolute_url
 from .base import CheckoutSession, PaymentProvider, RefundResult
 
 
@@ -33,10 +32,7 @@ class DummyProvider(PaymentProvider):
             )
 
     def create_checkout(self, job, *, success_url: str, cancel_url: str) -> CheckoutSession:
-        path = reverse("wagtail_smi:dummy_checkout", args=[job.pk])
-        return CheckoutSession(
-            url=absolute_url(f"{path}?key={job.access_key}"), session_id=f"dummy_cs_{job.pk.hex}"
-        )
+        return CheckoutSession(url=links.dummy_checkout_url(job), session_id=f"dummy_cs_{job.pk.hex}")
 
     def refund(self, job, *, amount_cents: int, reason: str, idempotency_key: str) -> RefundResult:
         # The same key gives the same refund id, like a replayed Stripe request.

@@ -1,4 +1,4 @@
-"""Stripe: Checkout Sessions, refunds and signature-checked, idempotent webhooks.
+"""Stripe: Checkout Sessions, refunds, and signature-checked webhook events.
 
 The only module that talks to Stripe, through the official library's ``StripeClient``
 (API version pinned, ``STRIPE["API_BASE"]`` honoured so tests use a local server).
@@ -15,21 +15,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import stripe as stripe_lib
-from django.db import IntegrityError, transaction
-from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..conf import smi_settings
-from ..models import ProcessedWebhookEvent, PurchaseJob
 from ..utils import absolute_url
-from ..workflow import update_job
-from . import actions
 from .base import (
     CheckoutSession,
+    PaymentEvent,
     PaymentProvider,
     PaymentProviderError,
     RefundResult,
+    WebhookRejected,
     line_item_description,
     line_item_name,
 )
@@ -201,42 +198,50 @@ class StripeProvider(PaymentProvider):
 
     # Webhooks ---------------------------------------------------------------------
 
-    def handle_webhook(self, request) -> HttpResponse:
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(_stripe_settings().get("WEBHOOK_MAX_BYTES") or 512 * 1024)
+
+    def check_webhook_headers(self, headers) -> None:
         # An unsigned request is not from Stripe: refuse it before anything else, so a
         # missing secret (our problem) is not reported to whoever is probing the URL.
-        signature = request.META.get("HTTP_STRIPE_SIGNATURE", "")
-        if not signature:
-            return _error("missing_signature", _("The Stripe-Signature header is missing."), 400)
-        conf = _stripe_settings()
-        secret = conf.get("WEBHOOK_SECRET")
-        if not secret:
-            # The site is not ready for Stripe yet (503: Stripe retries for days), not broken.
+        if not headers.get("Stripe-Signature"):
+            raise WebhookRejected("missing_signature", _("The Stripe-Signature header is missing."))
+        if not _stripe_settings().get("WEBHOOK_SECRET"):
             report_missing_webhook_secret()
-            response = _error("not_configured", _("The Stripe webhook is not configured on this site."), 503)
-            # Django would log every 5xx answer as an error (mailing the admins when DEBUG
-            # is off): the line above already said it once for the process.
-            response._has_been_logged = True
-            return response
-        limit = int(conf.get("WEBHOOK_MAX_BYTES") or 512 * 1024)
+            raise WebhookRejected("not_configured", _("The Stripe webhook is not configured on this site."))
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            declared = int(headers.get("Content-Length") or 0)
         except ValueError:
-            return _error("bad_request", _("The Content-Length header is not a number."), 400)
-        if declared > limit:
-            return _error("too_large", _("The request body is too large."), 413)
-        payload = request.body
-        if len(payload) > limit:
-            return _error("too_large", _("The request body is too large."), 413)
+            raise WebhookRejected("bad_request", _("The Content-Length header is not a number."))
+        if declared > self.max_payload_bytes:
+            raise WebhookRejected("too_large", _("The request body is too large."))
+
+    def parse_event(self, payload: bytes, headers) -> PaymentEvent:
+        """Verify the raw body against ``Stripe-Signature`` (300 s tolerance) and translate."""
+        self.check_webhook_headers(headers)
+        if len(payload) > self.max_payload_bytes:
+            raise WebhookRejected("too_large", _("The request body is too large."))
         try:
             event = stripe_lib.Webhook.construct_event(
-                payload, signature, secret, tolerance=SIGNATURE_TOLERANCE
+                payload, headers.get("Stripe-Signature", ""), _stripe_settings()["WEBHOOK_SECRET"],
+                tolerance=SIGNATURE_TOLERANCE,
             ).to_dict()
         except stripe_lib.SignatureVerificationError:
             logger.warning("Stripe webhook with a bad or stale signature refused")
-            return _error("bad_signature", _("The Stripe-Signature header is wrong or too old."), 400)
+            raise WebhookRejected("bad_signature", _("The Stripe-Signature header is wrong or too old."))
         except ValueError:
-            return _error("bad_payload", _("The request body is not a Stripe event."), 400)
-        return apply_event(event)
+            raise WebhookRejected("bad_payload", _("The request body is not a Stripe event."))
+        return translate_event(event)
+
+    def latest_refund_id(self, event: PaymentEvent) -> str:
+        """Charges no longer embed their refunds (API 2022-11-15+): ask Stripe, best effort."""
+        try:
+            found = self.client.v1.refunds.list(params={"charge": event.object_id, "limit": 1})
+        except (stripe_lib.StripeError, PaymentProviderError):
+            logger.warning("could not look up the refunds of charge %s", event.object_id, exc_info=True)
+            return ""
+        return found.data[0].id if found.data else ""
 
 
 @functools.cache
@@ -250,42 +255,16 @@ def report_missing_webhook_secret() -> None:
     )
 
 
-def _answer(status_text: str, status: int = 200) -> JsonResponse:
-    """A handled event: ``{"status": outcome}``."""
-    return JsonResponse({"status": status_text}, status=status)
+# Translating Stripe's events --------------------------------------------------------------
 
-
-def _error(code: str, message: str, status: int) -> JsonResponse:
-    """A refused request, in the shape of every error the package answers (SPEC §4)."""
-    return JsonResponse({"error": code, "message": str(message)}, status=status)
-
-
-# Events -------------------------------------------------------------------------------
-#
-# Every signed event of the Stripe account reaches this webhook: Payment Links (whose payer
-# chooses ``client_reference_id``), other integrations, the dashboard. So an event is matched
-# to an order by the ids this shop stored, never by what the event says about itself: a
-# Checkout Session by the job's ``checkout_session_id``, a charge or refund by the job's
-# ``payment_intent_id``. ``metadata.job_id`` and ``client_reference_id`` are only claims:
-# they can ask for a redelivery while the order's own id is not stored yet, never change it.
-
-OWN, WAIT, FOREIGN = "own", "wait", "foreign"
-
-# Checkout stores the session id as soon as Stripe answers the create call (well within
-# this, network retries included). A session event naming a younger order that has no id
-# yet is asked to come back; after that, a session the order does not know is a stranger's,
-# and answering 409 would only make Stripe retry it for days.
-SESSION_ID_GRACE = timedelta(minutes=15)
-
-# Events that would mark an order paid: the session must be what the order costs.
-PAYING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        return None
+KINDS = {
+    "checkout.session.completed": PaymentEvent.CHECKOUT_COMPLETED,
+    "checkout.session.async_payment_succeeded": PaymentEvent.PAYMENT_SUCCEEDED,
+    "checkout.session.async_payment_failed": PaymentEvent.PAYMENT_FAILED,
+    "checkout.session.expired": PaymentEvent.CHECKOUT_EXPIRED,
+    "charge.refunded": PaymentEvent.REFUNDED,
+    "refund.updated": PaymentEvent.REFUND_UPDATED,
+}
 
 
 def _id(value) -> str:
@@ -295,59 +274,19 @@ def _id(value) -> str:
     return value or ""
 
 
-def named_job(obj: dict[str, Any]) -> PurchaseJob | None:
-    """The order an object says it is for (``metadata.job_id``, ``client_reference_id``).
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    Anyone who can open a Payment Link chooses ``client_reference_id``: this is a claim, used
-    to ask for a redelivery or to log, never to apply a payment or a refund.
-    """
+
+def _claimed_job_id(obj: dict[str, Any]) -> str:
+    """The order an object says it is for: a claim (a Payment Link's payer chooses
+    ``client_reference_id``), never used to pick the order a payment applies to."""
     for value in ((obj.get("metadata") or {}).get("job_id"), obj.get("client_reference_id")):
-        job_id = _as_uuid(value)
-        job = PurchaseJob.objects.filter(pk=job_id).first() if job_id else None
-        if job is not None:
-            return job
-    return None
-
-
-def match_session(session: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
-    """``(OWN, job)`` for the session this shop created for the job, by its stored id;
-    ``(WAIT, job)`` while a named, young, unpaid order has no session id stored yet;
-    ``(FOREIGN, named job or None)`` otherwise."""
-    session_id = session.get("id") or ""
-    job = PurchaseJob.objects.filter(checkout_session_id=session_id).first() if session_id else None
-    if job is not None:
-        return OWN, job
-    named = named_job(session)
-    if (
-        named is not None
-        and not named.checkout_session_id
-        and named.status in actions.UNPAID
-        and timezone.now() - named.created_at < SESSION_ID_GRACE
-    ):
-        return WAIT, named
-    return FOREIGN, named
-
-
-def match_payment(obj: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
-    """A charge or refund: ``OWN`` only for the PaymentIntent the job's own session reported.
-
-    ``WAIT`` when it names an unpaid order that has no PaymentIntent yet: a refund can reach
-    us before the payment it refunds, and Stripe sends it again later.
-    """
-    intent = _id(obj.get("payment_intent"))
-    job = PurchaseJob.objects.filter(payment_intent_id=intent).first() if intent else None
-    if job is not None:
-        return OWN, job
-    named = named_job(obj)
-    if named is not None and not named.payment_intent_id and named.status in actions.UNPAID:
-        return WAIT, named
-    return FOREIGN, named
-
-
-def match_event(event_type: str, obj: dict[str, Any]) -> tuple[str, PurchaseJob | None]:
-    if event_type.startswith("checkout.session."):
-        return match_session(obj)
-    return match_payment(obj)
+        try:
+            return str(uuid.UUID(str(value)))
+        except (TypeError, ValueError):
+            continue
+    return ""
 
 
 def session_discount(session: dict[str, Any]) -> int:
@@ -356,48 +295,10 @@ def session_discount(session: dict[str, Any]) -> int:
     details = session.get("total_details") or {}
     if details.get("amount_discount") is not None:
         return int(details["amount_discount"])
-    subtotal, total = session.get("amount_subtotal"), session.get("amount_total")
-    if isinstance(subtotal, int) and isinstance(total, int):
+    subtotal, total = _int(session.get("amount_subtotal")), _int(session.get("amount_total"))
+    if subtotal is not None and total is not None:
         return max(subtotal - total, 0)
     return 0
-
-
-def session_mismatches(job: PurchaseJob, session: dict[str, Any]) -> list[str]:
-    """Why this session cannot pay for ``job`` (nothing when it can).
-
-    A one-off payment (``mode=payment``) in the job's currency whose ``amount_subtotal`` is
-    the quoted amount. A promotion code may lower the total (it is recorded); tax or
-    shipping may raise it; nothing else may.
-    """
-    problems = []
-    mode = session.get("mode")
-    if mode != "payment":
-        problems.append(f"mode {mode!r} instead of 'payment'")
-    currency = (session.get("currency") or "").lower()
-    if currency != job.currency.lower():
-        problems.append(f"currency {currency!r} instead of {job.currency.lower()!r}")
-    subtotal = session.get("amount_subtotal")
-    if not isinstance(subtotal, int) or subtotal != job.amount_cents:
-        problems.append(f"amount_subtotal {subtotal!r} instead of {job.amount_cents}")
-        return problems
-    discount = session_discount(session)
-    total = session.get("amount_total")
-    if not 0 <= discount <= subtotal:
-        problems.append(f"discount {discount} outside 0..{subtotal}")
-    elif not isinstance(total, int) or total < subtotal - discount:
-        problems.append(f"amount_total {total!r} below the subtotal less the discount ({subtotal - discount})")
-    return problems
-
-
-def _session_email(session: dict[str, Any]) -> str:
-    details = session.get("customer_details") or {}
-    return details.get("email") or session.get("customer_email") or ""
-
-
-def _confirmed_email(session: dict[str, Any]) -> str:
-    """The address the buyer gave Stripe at checkout (``customer_details``), unlike
-    ``customer_email``, which is only what our own form sent along."""
-    return (session.get("customer_details") or {}).get("email") or ""
 
 
 def _session_is_paid(session: dict[str, Any]) -> bool:
@@ -406,168 +307,53 @@ def _session_is_paid(session: dict[str, Any]) -> bool:
     return status == "paid" or (status == "no_payment_required" and session.get("amount_total") == 0)
 
 
-def _session_paid(job, session, event_type) -> str:
-    paid = actions.mark_paid(
-        job.pk,
-        email=_session_email(session),
-        payment_intent_id=_id(session.get("payment_intent")),
-        discount_cents=session_discount(session),
-        reason=f"Stripe {event_type} ({session.get('id', '')})",
-    )
-    return "paid" if paid else "already_paid"
-
-
-def on_session_completed(job, session, event_type) -> str:
-    if _session_is_paid(session):
-        return _session_paid(job, session, event_type)
-    # A delayed payment method: wait for async_payment_succeeded / _failed.
-    logger.info("job %s: checkout completed, payment pending (%s)", job.pk, session.get("payment_status"))
-    fields = {}
-    email = _session_email(session)
-    if email and not job.email:
-        fields["email"] = email
-    intent = _id(session.get("payment_intent"))
-    if intent and not job.payment_intent_id:
-        fields["payment_intent_id"] = intent
-    if fields:
-        update_job(job, **fields)
-    return "waiting_for_payment"
-
-
-def on_async_payment_succeeded(job, session, event_type) -> str:
-    if not _session_is_paid(session):
-        logger.warning("job %s: %s with payment_status %r; ignored", job.pk, event_type, session.get("payment_status"))
-        return "ignored"
-    return _session_paid(job, session, event_type)
-
-
-def on_async_payment_failed(job, session, event_type) -> str:
-    done = actions.mark_payment_failed(
-        job.pk,
-        reason=f"Stripe {event_type} ({session.get('id', '')})",
-        message=_("The payment did not go through."),
-        confirmed_email=_confirmed_email(session),
-    )
-    return "payment_failed" if done else "ignored"
-
-
-def on_session_expired(job, session, event_type) -> str:
-    done = actions.abandon_checkout(job.pk, reason=f"Stripe {event_type} ({session.get('id', '')})")
-    return "abandoned" if done else "ignored"
-
-
-def on_session_mismatch(job, session, event_type, problems: list[str]) -> str:
-    actions.refuse_payment(
-        job.pk,
-        reason=f"Stripe {event_type} ({session.get('id', '')})",
-        detail="; ".join(problems),
-    )
-    return "mismatch"
-
-
-def latest_refund_id(charge: dict[str, Any]) -> str:
-    """Charges no longer embed their refunds (API 2022-11-15+): ask Stripe, best effort."""
-    embedded = (charge.get("refunds") or {}).get("data") or []
-    if embedded:
-        return embedded[0].get("id", "")
-    try:
-        found = StripeProvider().client.v1.refunds.list(params={"charge": charge["id"], "limit": 1})
-    except (stripe_lib.StripeError, PaymentProviderError, KeyError):
-        logger.warning("could not look up the refunds of charge %s", charge.get("id"), exc_info=True)
-        return ""
-    return found.data[0].id if found.data else ""
-
-
-def on_charge_refunded(job, charge, event_type) -> str:
-    latest = latest_refund_id(charge)
-    total = int(charge.get("amount_refunded") or 0)
-    full = bool(charge.get("refunded")) or total >= int(charge.get("amount") or job.paid_amount_cents)
-    actions.record_provider_refund(
-        job.pk,
-        refunded_total_cents=total,
-        refund_id=latest or job.refund_id,
-        full=full,
-        reason=_("Refunded in Stripe") + f" ({charge.get('id', '')})",
-    )
-    return "refund_recorded"
-
-
-def on_refund_updated(job, refund, event_type) -> str:
-    status = refund.get("status")
-    if status in ("failed", "canceled"):
-        reason = refund.get("failure_reason") or status
-        actions.record_refund_failure(
-            job.pk,
-            refund_id=refund.get("id", ""),
-            amount_cents=refund.get("amount"),
-            message=_("Stripe refund %(id)s %(status)s: %(reason)s")
-            % {"id": refund.get("id", ""), "status": status, "reason": reason},
-        )
-        return "refund_failed"
-    # Succeeded refunds are recorded from charge.refunded, which carries the total.
-    return "ignored"
-
-
-HANDLERS = {
-    "checkout.session.completed": on_session_completed,
-    "checkout.session.async_payment_succeeded": on_async_payment_succeeded,
-    "checkout.session.async_payment_failed": on_async_payment_failed,
-    "checkout.session.expired": on_session_expired,
-    "charge.refunded": on_charge_refunded,
-    "refund.updated": on_refund_updated,
-}
-
-
-def apply_event(event: dict[str, Any]) -> HttpResponse:
-    """Apply a verified event once, to the order it belongs to (see ``match_event``).
-
-    The event's id is stored in the transaction that applies it, so a redelivery or a
-    concurrent duplicate changes nothing.
-    """
-    event_type = event.get("type", "")
-    event_id = event.get("id", "")
-    handler = HANDLERS.get(event_type)
-    if handler is None or not event_id:
-        return _answer("ignored")
+def translate_event(event: dict[str, Any]) -> PaymentEvent:
+    event_type = event.get("type", "") or ""
     obj = (event.get("data") or {}).get("object") or {}
-    how, job = match_event(event_type, obj)
-    if how == WAIT:
-        logger.warning(
-            "Stripe %s %s (%s) names order %s, which has not stored its Stripe id yet; "
-            "asking for redelivery", event_type, event_id, obj.get("id", ""), job.pk,
+    common = {
+        "provider": "stripe",
+        "event_id": event.get("id", "") or "",
+        "kind": KINDS.get(event_type, ""),
+        "provider_type": event_type,
+        "object_id": obj.get("id", "") or "",
+        "claimed_job_id": _claimed_job_id(obj),
+    }
+    if event_type.startswith("checkout.session."):
+        details = obj.get("customer_details") or {}
+        return PaymentEvent(
+            **common,
+            session_id=obj.get("id", "") or "",
+            payment_intent_id=_id(obj.get("payment_intent")),
+            paid=_session_is_paid(obj),
+            payment_status=obj.get("payment_status") or "",
+            mode=obj.get("mode") or "",
+            currency=(obj.get("currency") or "").lower(),
+            amount_subtotal=_int(obj.get("amount_subtotal")),
+            amount_total=_int(obj.get("amount_total")),
+            discount_cents=session_discount(obj),
+            email=details.get("email") or obj.get("customer_email") or "",
+            # The address the buyer gave Stripe at checkout, unlike ``customer_email``,
+            # which is only what our own form sent along.
+            confirmed_email=details.get("email") or "",
         )
-        return _error(
-            "retry_later", _("This event arrived before the order it refers to was ready; send it again later."), 409
+    if event_type == "charge.refunded":
+        embedded = (obj.get("refunds") or {}).get("data") or []
+        total = int(obj.get("amount_refunded") or 0)
+        amount = _int(obj.get("amount"))
+        return PaymentEvent(
+            **common,
+            payment_intent_id=_id(obj.get("payment_intent")),
+            refunded_total_cents=total,
+            full_refund=bool(obj.get("refunded")) or (amount is not None and total >= amount),
+            refund_id=embedded[0].get("id", "") if embedded else "",
         )
-    if how == FOREIGN:
-        if job is None:
-            logger.info("Stripe %s %s matches no order; ignored", event_type, event_id)
-        else:
-            logger.warning(
-                "Stripe %s %s (%s) names order %s but is not the checkout or payment this shop "
-                "created for it; ignored", event_type, event_id, obj.get("id", ""), job.pk,
-            )
-        return _answer("ignored")
-    problems = session_mismatches(job, obj) if event_type in PAYING_EVENTS else []
-    try:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():  # a savepoint: the losing duplicate leaves no trace
-                    ProcessedWebhookEvent.objects.create(
-                        provider="stripe", event_id=event_id, event_type=event_type, job_id=job.pk
-                    )
-            except IntegrityError:
-                logger.info("Stripe event %s (%s) already applied", event_id, event_type)
-                return _answer("duplicate")
-            if problems:
-                outcome = on_session_mismatch(job, obj, event_type, problems)
-            else:
-                outcome = handler(job, obj, event_type)
-    except actions.NotPaidYet:
-        # Out of order (a refund before the payment): Stripe redelivers later.
-        logger.warning("Stripe %s for job %s before its payment; asking for redelivery", event_type, job.pk)
-        return _error(
-            "retry_later", _("This event arrived before the payment it refers to; send it again later."), 409
+    if event_type == "refund.updated":
+        return PaymentEvent(
+            **common,
+            payment_intent_id=_id(obj.get("payment_intent")),
+            refund_id=obj.get("id", "") or "",
+            refund_status=obj.get("status") or "",
+            refund_amount_cents=_int(obj.get("amount")),
+            failure_reason=obj.get("failure_reason") or "",
         )
-    logger.info("Stripe %s %s for job %s: %s", event_type, event_id, job.pk, outcome)
-    return _answer(outcome)
+    return PaymentEvent(**common)

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ..blocks import claim_assets, image_context, storefront_settings
+from ..rendering import claim_assets, image_context, sale_badge, storefront_settings
 
 register = template.Library()
 
@@ -82,6 +82,4 @@ def sellable_image(context, image, page=None, caption="", for_sale=True):
 @register.simple_tag(takes_context=True)
 def smi_sale_badge(context, image):
     """A "For sale" badge for admin listings when the image is on sale site-wide."""
-    from ..images_admin import sale_badge
-
     return sale_badge(context.get("request"), image)

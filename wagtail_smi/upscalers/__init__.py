@@ -23,6 +23,7 @@ from .base import (
     RetryableUpscalerError,
     StatusResult,
     SubmitResult,
+    UpscaleRequest,
     UpscalerError,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "RetryableUpscalerError",
     "StatusResult",
     "SubmitResult",
+    "UpscaleRequest",
     "UpscalerError",
     "get_upscaler",
     "within_upscaler_limits",

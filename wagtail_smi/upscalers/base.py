@@ -8,12 +8,12 @@ Errors are split so the pipeline knows whether trying again can help.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -78,6 +78,33 @@ class StatusResult:
         return self.status in PENDING_STATUSES
 
 
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """What a backend is asked to do, in plain values: backends never see the job, the
+    models or the site's URLs, so they stay independent of the rest of the package."""
+
+    #: The order's id, for logs and for a backend's own bookkeeping.
+    reference: str
+    factor: int
+    output_width: int
+    output_height: int
+    #: The original's own absolute storage URL ("" when its storage has none).
+    public_source_url: str = ""
+    #: A signed, short-lived URL of the original served by the site.
+    signed_source_url: str = ""
+    #: Where an asynchronous backend reports back (carries the job's secret).
+    callback_url: str = ""
+    #: Opens the original file for reading (``with request.open_source() as f:``), for
+    #: backends that upscale in the worker; None when the original was deleted.
+    open_source: Callable[[], AbstractContextManager[BinaryIO]] | None = None
+    #: The site's largest output, in megapixels.
+    max_output_megapixels: int | None = None
+
+    @property
+    def output_pixels(self) -> int:
+        return self.output_width * self.output_height
+
+
 class BaseUpscaler:
     """Subclasses get their ``OPTIONS`` dict as ``self.options``."""
 
@@ -93,13 +120,13 @@ class BaseUpscaler:
         Quotes use it, so a size it cannot make is never sold."""
         return None
 
-    def submit(self, job) -> SubmitResult:
+    def submit(self, request: UpscaleRequest) -> SubmitResult:
         raise NotImplementedError
 
     def status(self, external_id: str) -> StatusResult:
         raise NotImplementedError
 
-    def upscale(self, job, destination: Path) -> Path:
+    def upscale(self, request: UpscaleRequest, destination: Path) -> Path:
         """Synchronous backends: write the upscaled image under ``destination`` (a folder)."""
         raise NotImplementedError
 

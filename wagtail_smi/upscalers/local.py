@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .base import BaseUpscaler, FinalUpscalerError, pixel_limit
+from .base import BaseUpscaler, FinalUpscalerError, UpscaleRequest, pixel_limit
 
 # Formats we write back unchanged; anything else becomes PNG (lossless).
 _KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -39,14 +39,6 @@ STRIP_PIXELS = 1_000_000
 # Half-width of Pillow's Lanczos window, in source pixels when enlarging.
 LANCZOS_SUPPORT = 3.0
 MEGAPIXEL = 1_000_000
-
-
-def _site_max_megapixels(job) -> int:
-    from ..models import SmiSiteSettings
-
-    if job.site_id:
-        return int(SmiSiteSettings.for_site(job.site).max_output_megapixels)
-    return 400
 
 
 def resize_in_strips(source: Image.Image, size: tuple[int, int], *, strip_pixels: int = STRIP_PIXELS) -> Image.Image:
@@ -152,18 +144,17 @@ class LocalUpscaler(BaseUpscaler):
         budget = self.memory_budget_bytes
         return None if budget is None else int(budget / BYTES_PER_OUTPUT_PIXEL // MEGAPIXEL)
 
-    def upscale(self, job, destination: Path) -> Path:
-        image = job.image
-        if image is None:
+    def upscale(self, request: UpscaleRequest, destination: Path) -> Path:
+        if request.open_source is None:
             raise FinalUpscalerError("the original image was deleted", code="original_missing")
-        width, height = job.output_width, job.output_height
-        limits = [_site_max_megapixels(job), self.max_output_megapixels]
-        largest = min(limit for limit in limits if limit is not None)
-        if width * height > largest * MEGAPIXEL:
+        width, height = request.output_width, request.output_height
+        limits = [request.max_output_megapixels, self.max_output_megapixels]
+        largest = min((limit for limit in limits if limit is not None), default=None)
+        if largest is not None and width * height > largest * MEGAPIXEL:
             raise FinalUpscalerError(
                 f"output {width}×{height} is over the largest output this site and upscaler "
                 f"can produce ({largest} megapixels)",
                 code="output_too_large",
             )
-        with image.open_file() as f:
+        with request.open_source() as f:
             return upscale_file(f, destination, (width, height), memory_budget_bytes=self.memory_budget_bytes)

@@ -14,10 +14,8 @@ import ssl
 from decimal import Decimal, InvalidOperation
 
 import requests
-from django.urls import reverse
 from urllib3.exceptions import NewConnectionError
 
-from ..utils import absolute_url
 from .base import (
     FAILED,
     BaseUpscaler,
@@ -25,6 +23,7 @@ from .base import (
     RetryableUpscalerError,
     StatusResult,
     SubmitResult,
+    UpscaleRequest,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,24 +74,12 @@ def _credits(value) -> Decimal | None:
         return None
 
 
-def original_image_url(job, mode: str = "public") -> str:
-    """An absolute URL Upsampler can fetch the job's ORIGINAL file from (not a rendition)."""
-    from ..delivery import signed_original_url
-
-    if mode != "signed" and job.image is not None:
-        try:
-            url = job.image.file.url
-        except Exception:  # storage without public URLs
-            url = ""
-        if url:
-            return url if url.startswith(("https://", "http://")) else absolute_url(url)
-    return signed_original_url(job)
-
-
-def callback_url(job) -> str:
-    return absolute_url(
-        reverse("wagtail_smi:upsampler_webhook", args=[str(job.id), job.callback_secret])
-    )
+def source_url(request: UpscaleRequest, mode: str = "public") -> str:
+    """The URL Upsampler fetches the ORIGINAL from (not a rendition): the storage's own
+    URL, or the site's signed one when asked for or when the storage has none."""
+    if mode != "signed" and request.public_source_url:
+        return request.public_source_url
+    return request.signed_source_url
 
 
 class UpsamplerUpscaler(BaseUpscaler):
@@ -152,14 +139,14 @@ class UpsamplerUpscaler(BaseUpscaler):
             raise RetryableUpscalerError("Upsampler answered with an unexpected JSON value")
         return data
 
-    def submit(self, job) -> SubmitResult:
+    def submit(self, request: UpscaleRequest) -> SubmitResult:
         payload = {
             "input": {
-                "imageUrl": original_image_url(job, self.options.get("ORIGINAL_URLS", "public")),
+                "imageUrl": source_url(request, self.options.get("ORIGINAL_URLS", "public")),
                 "inputImageType": "universal",
-                "upscaleFactor": job.factor,
+                "upscaleFactor": request.factor,
             },
-            "webhook": callback_url(job),
+            "webhook": request.callback_url,
         }
         data = self._request("POST", "/precise-upscale", json=payload)
         status = str(data.get("status") or "")

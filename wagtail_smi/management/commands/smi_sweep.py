@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from wagtail_smi.processing import sweep
+from wagtail_smi.operations import sweep
 
 
 class Command(BaseCommand):

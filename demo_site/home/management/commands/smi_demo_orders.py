@@ -18,7 +18,7 @@ from wagtail.images import get_image_model
 from wagtail.models import Site
 
 from demo_site.home.models import GalleryPage
-from wagtail_smi.models import ImageClick, JobEvent, JobStatus, PurchaseJob
+from wagtail_smi.models import EventCode, ImageClick, JobEvent, JobStatus, PurchaseJob
 from wagtail_smi.pricing import PricingRules, quote
 
 from .smi_demo_content import DEMO_IMAGES
@@ -39,14 +39,15 @@ PATHS = [
     ((S.PAID, S.PROCESSING, S.NEEDS_ATTENTION), 3),
     ((S.PAID, S.PROCESSING, S.FAILED, S.NEEDS_ATTENTION), 2),
 ]
-REASONS = {
-    S.PAID: "checkout.session.completed",
-    S.PROCESSING: "submitted to the upscaler",
-    S.COMPLETED: "delivered; download email sent",
-    S.ABANDONED: "checkout expired",
-    S.FAILED: "upscaler reported FAILED",
-    S.REFUNDED: "refunded",
-    S.NEEDS_ATTENTION: "deadline passed",
+# What each step of the sample orders records (event code and data, as the operations do).
+EVENTS = {
+    S.PAID: (EventCode.PAYMENT_RECEIVED, {"provider": "stripe"}),
+    S.PROCESSING: (EventCode.PROCESSING_STARTED, {"upscaler": "local"}),
+    S.COMPLETED: (EventCode.DELIVERED, {}),
+    S.ABANDONED: (EventCode.CHECKOUT_ABANDONED, {"provider": "stripe"}),
+    S.FAILED: (EventCode.PROCESSING_FAILED, {"reason": "upscale_failed", "detail": "upscaler reported FAILED"}),
+    S.REFUNDED: (EventCode.REFUNDED, {"reason": "Customer asked"}),
+    S.NEEDS_ATTENTION: (EventCode.NEEDS_ATTENTION, {"detail": "The upscaler did not answer before the deadline."}),
 }
 STAMPS = {
     S.PAID: "paid_at", S.PROCESSING: "processing_at", S.COMPLETED: "completed_at",
@@ -131,8 +132,9 @@ class Command(BaseCommand):
         for job, created, history in event_times:
             PurchaseJob.objects.filter(pk=job.pk).update(created_at=created)
             for from_status, to_status, at in history:
+                code, data = EVENTS[to_status]
                 event = JobEvent.objects.create(
-                    job=job, from_status=from_status, to_status=to_status, reason=REASONS[to_status]
+                    job=job, from_status=from_status, to_status=to_status, code=code, data=data
                 )
                 JobEvent.objects.filter(pk=event.pk).update(created_at=at)
 

@@ -4,11 +4,10 @@
   var root = document.querySelector(".smi-order[data-status-url]");
   if (!root) return;
 
-  var STAGES = ["paid", "upscaling", "delivering", "ready"];
-  // "expired": delivered, but the link has run out (every stage done, no download).
-  var DELIVERED = ["ready", "expired"];
-  var FINAL = ["ready", "expired", "refunded", "abandoned", "needs_attention"];
-  var PROBLEMS = ["failed", "refunded", "needs_attention", "abandoned", "expired"];
+  // What each stage means comes from the server (wagtail_smi.progress.STAGES).
+  var table = JSON.parse(document.getElementById("smi-stage-table").textContent);
+  var STAGES = table.steps;
+  function fact(stage, name) { return Boolean(table.stages[stage] && table.stages[stage][name]); }
   var MAX_TIMER = 2147483647; // setTimeout's longest wait (about 24 days)
   var delay = 2000;          // first poll after 2 s...
   var MAX_DELAY = 30000;     // ...backing off to every 30 s
@@ -22,12 +21,12 @@
     root.querySelectorAll(".smi-stages li").forEach(function (li, i) {
       var current = i === index;
       li.classList.toggle("is-current", current);
-      li.classList.toggle("is-done", (index >= 0 && i < index) || DELIVERED.indexOf(data.stage) >= 0);
+      li.classList.toggle("is-done", (index >= 0 && i < index) || fact(data.stage, "delivered"));
       if (current) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
     });
     if (progress) { progress.value = data.progress; progress.textContent = data.progress + "%"; }
     if (message && message.textContent !== data.message) message.textContent = data.message;
-    message.classList.toggle("smi-notice", PROBLEMS.indexOf(data.stage) >= 0);
+    message.classList.toggle("smi-notice", fact(data.stage, "problem"));
     if (download && !data.download_url) {
       download.hidden = true;  // e.g. the link expired while the page was open
       download.querySelector("a").removeAttribute("href");
@@ -61,7 +60,7 @@
       .then(function (data) {
         render(data);
         if (data.stage === "ready") watchExpiry(data.expires_at);
-        if (FINAL.indexOf(data.stage) >= 0) return;
+        if (fact(data.stage, "final")) return;
         // Back off while nothing changes; poll briskly again when the stage moves.
         delay = data.stage === lastStage ? Math.min(delay * 1.5, MAX_DELAY) : 2000;
         lastStage = data.stage;

@@ -4,7 +4,8 @@ Orders and reports are guarded by the model permissions of ``PurchaseJob``:
 
 - ``wagtail_smi.view_purchasejob``: see the orders list, an order, the reports, exports
   and the dashboard panel;
-- ``wagtail_smi.change_purchasejob``: run the order actions (retry, refund, resend, ...).
+- ``wagtail_smi.change_purchasejob``: run the admin operations on orders (retry, refund,
+  resend, ...; see ``operations.require_permission``).
 
 The "Sales managers" group (data migration 0002) holds both. Plain editors hold neither.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 
-from ..models import PurchaseJob
+from .models import PurchaseJob
 
 orders_permission_policy = ModelPermissionPolicy(PurchaseJob)
 
@@ -25,6 +26,7 @@ VIEW_ACTIONS = ["view", "change"]
 
 
 def register() -> None:
+    """Called from ``AppConfig.ready()``: menus and checks work outside requests too."""
     register_permission_policy(PurchaseJob, orders_permission_policy)
 
 

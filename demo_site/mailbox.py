@@ -1,6 +1,7 @@
 """The demo mailbox: the emails the demo wrote to disk with Django's file backend.
 
-Only when DEBUG is on and ``WAGTAIL_SMI["DEMO_MAILBOX_DIR"]`` is set; a 404 otherwise.
+Demo-only: mounted by ``demo_site.urls``, and answering only when DEBUG is on and the
+``SMI_DEMO_MAILBOX_DIR`` setting names a folder; a 404 otherwise.
 ``?message=<file>:<n>`` shows one message (HTML in a sandboxed frame, plus the text part).
 """
 
@@ -14,8 +15,6 @@ from pathlib import Path
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
-
-from .conf import smi_settings
 
 SEPARATOR = b"-" * 79
 MAX_FILES = 200
@@ -52,7 +51,7 @@ def _part(message, subtype: str) -> str:
 
 
 def mailbox(request):
-    folder = smi_settings.DEMO_MAILBOX_DIR
+    folder = getattr(settings, "SMI_DEMO_MAILBOX_DIR", None)
     if not settings.DEBUG or not folder or not Path(folder).is_dir():
         raise Http404
     messages = _messages(Path(folder))
@@ -68,6 +67,6 @@ def mailbox(request):
         }
     return render(
         request,
-        "wagtail_smi/mailbox/mailbox.html",
+        "demo/mailbox.html",
         {"messages": messages, "selected": selected},
     )

@@ -38,10 +38,12 @@ from urllib.parse import urljoin, urlsplit
 
 import certifi
 import idna
+from PIL import Image
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
-from .base import RetryableUpscalerError
+from .conf import smi_settings
+from .upscalers.base import RetryableUpscalerError, pixel_limit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Iterable[IPAddress]]
@@ -441,3 +443,75 @@ class ResultFetcher:
         if watchdog.fired or watchdog.remaining() <= 0:
             return RetryableUpscalerError("result download took too long")
         return RetryableUpscalerError(f"{what}: {exc.__class__.__name__}")
+
+
+# The fetcher the settings describe, and what a fetched result must be --------------------
+
+RESULT_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+MAX_REDIRECTS = 3
+
+
+def temp_dir() -> Path:
+    """Where results are streamed and upscaled before storage (cleaned daily)."""
+    path = Path(tempfile.gettempdir()) / "wagtail_smi"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def result_fetcher(**overrides) -> ResultFetcher:
+    """The result fetcher the settings describe: https from public addresses, or (with
+    ``ALLOW_PRIVATE_URLS``, tests only) http too and any address. ``overrides`` replace
+    its parts (the address policy, the resolver, the trusted certificates)."""
+    allow_private = smi_settings.ALLOW_PRIVATE_URLS
+    options = {
+        "max_bytes": smi_settings.RESULT_MAX_BYTES,
+        "time_limit": smi_settings.FETCH_TIMEOUT_SECONDS,
+        "policy": any_address if allow_private else is_public_address,
+        "schemes": ("https", "http") if allow_private else ("https",),
+        "max_redirects": MAX_REDIRECTS,
+    }
+    options.update(overrides)
+    return ResultFetcher(**options)
+
+
+def check_result_url(url: str, *, fetcher: ResultFetcher | None = None) -> None:
+    """Refuse a result URL that may not be fetched."""
+    (fetcher or result_fetcher()).check(url)
+
+
+def fetch_result(url: str, *, fetcher: ResultFetcher | None = None) -> Path:
+    """Stream a result to a temporary file: checked and pinned addresses, every redirect
+    checked again, a size cap and one deadline for the whole download.
+
+    Raises ``ResultRejected`` (final) or ``RetryableUpscalerError``.
+    """
+    return (fetcher or result_fetcher()).fetch(url, temp_dir())
+
+
+def validate_result(path: Path, width: int, height: int) -> Path:
+    """Accept only JPEG/PNG/WebP of exactly ``width``×``height``; return it with its suffix.
+
+    Only the header is decoded plus Pillow's ``verify()``: a full decode of a 400-megapixel
+    image would need gigabytes of memory in the worker.
+    """
+    expected = (width, height)
+    try:
+        # Pillow's bomb guard is lifted to the ordered size only while the header is read
+        # (Image.open is where it is checked), then restored for everyone else.
+        with pixel_limit(width * height):
+            image = Image.open(path)
+        with image:
+            fmt, size = image.format, image.size
+            image.verify()
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        raise ResultRejected(f"the result is not a readable image ({exc.__class__.__name__})")
+    if fmt not in RESULT_FORMATS:
+        path.unlink(missing_ok=True)
+        raise ResultRejected(f"the result is {fmt}, not JPEG, PNG or WebP")
+    if tuple(size) != expected:
+        path.unlink(missing_ok=True)
+        raise ResultRejected(f"the result is {size[0]}×{size[1]}, expected {width}×{height}")
+    final = path.with_suffix(RESULT_FORMATS[fmt])
+    path.rename(final)
+    return final

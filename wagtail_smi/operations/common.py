@@ -1,0 +1,29 @@
+"""Side effects every operation registers the same way: after the commit, never inside it.
+
+A rolled-back change must not send an email or start a task, and an email server that is
+down must not undo a change that happened: hence ``transaction.on_commit(..., robust=True)``.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from .. import emails, queue
+from ..models import PurchaseJob
+
+
+def after_commit(callback) -> None:
+    transaction.on_commit(callback, robust=True)
+
+
+def alert_admins(job: PurchaseJob, message: str) -> None:
+    """Email the shop's admins about this order once the current transaction commits."""
+    after_commit(lambda: emails.send_admin_alert(job, message))
+
+
+def process_later(job_id) -> None:
+    after_commit(lambda: queue.enqueue_processing(job_id))
+
+
+def refund_later(job_id, reason: str) -> None:
+    after_commit(lambda: queue.enqueue_refund(str(job_id), reason))

@@ -1,0 +1,252 @@
+"""Delivering a result and everything that happens to a delivery afterwards.
+
+``install_result`` is the one procedure that puts a file in front of a customer, for the
+pipeline and for an admin's redelivery alike: store the file, issue a fresh token, record
+it on the order under the row lock, then (after the commit) remove the file it replaced
+and email the link. The rest: resend a link, revoke access, retry a download email that
+could not be sent, and delete files whose time is up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import emails, storage, tokens
+from ..conf import smi_settings
+from ..fetching import ResultRejected
+from ..models import EventCode, JobEvent, JobStatus, PurchaseJob, SmiSiteSettings
+from ..upscalers import UpscalerError
+from ..workflow import locked_job, record_event, transition, update_job
+from .common import after_commit
+from .errors import NotAllowed, OperationError
+from .upscaling import produce_result
+
+logger = logging.getLogger(__name__)
+
+S = JobStatus
+# How often, and for how long, the sweeper retries a download email that was not sent.
+EMAIL_RETRY_EVERY = timedelta(minutes=15)
+EMAIL_RETRY_FOR = timedelta(hours=24)
+READY_EMAIL = "download_ready"
+
+
+class DeliveryError(OperationError):
+    """A delivery operation that cannot be done (the message says why)."""
+
+    code = "delivery_failed"
+
+
+def download_expiry_hours(job: PurchaseJob) -> int:
+    if job.site_id:
+        return SmiSiteSettings.for_site(job.site).download_expiry_hours
+    return 24
+
+
+def token_fields(job: PurchaseJob) -> tuple[str, dict]:
+    """A new token and the order fields that go with it (expiry from now, limit, count)."""
+    token, digest = tokens.new_download_token()
+    return token, {
+        "token_hash": digest,
+        "token_expires_at": timezone.now() + timedelta(hours=download_expiry_hours(job)),
+        "download_limit": smi_settings.DOWNLOAD_LIMIT,
+        "download_count": 0,
+    }
+
+
+def install_result(
+    job_id, path: Path, *, from_states, code: str, actor=None, **extra_fields
+) -> PurchaseJob | None:
+    """Store a validated result and deliver it: the one way a file reaches a customer.
+
+    ``from_states``: the states the order may be in (the pipeline: processing; an admin's
+    redelivery: completed or needs attention). Re-checked under the row lock: when the
+    order moved on meanwhile, the stored copy is removed again and None is returned, so a
+    replayed callback or a re-run task never delivers or emails twice. An order not yet
+    completed is moved to completed; a completed one gets the new file in place. The file
+    it replaces is deleted, and the link emailed, once the change has committed.
+    """
+    job = PurchaseJob.objects.select_related("site").get(pk=job_id)
+    if job.status not in from_states:
+        return None
+    name, size, content_type = storage.store_result(job, path)
+    with locked_job(job_id) as current:
+        if current.status not in from_states:
+            storage.delete_stored_file(name)
+            return None
+        token, fields = token_fields(current)
+        fields.update(
+            result_path=name,
+            result_size_bytes=size,
+            result_content_type=content_type,
+            file_deleted_at=None,
+            access_revoked_at=None,
+            last_error="",
+            **extra_fields,
+        )
+        old_path = current.result_path
+        if current.status == S.COMPLETED:
+            current = update_job(current, **fields)
+            record_event(current, code, {"size_bytes": size}, actor=actor)
+        else:
+            current = transition(current, S.COMPLETED, code=code, data={"size_bytes": size},
+                                 actor=actor, only_from=from_states, **fields)
+        if old_path and old_path != name:
+            after_commit(lambda: storage.delete_stored_file(old_path))
+        delivered = current
+        after_commit(lambda: send_ready_email(delivered.pk, token))
+    return current
+
+
+def redeliver(job_id, *, actor=None) -> PurchaseJob:
+    """Admin: rebuild a lost delivery (file deleted or missing, or stuck after the result
+    arrived) from the upscaler's result or, for a local upscaler, from the original; then
+    a new link is emailed. Runs in the caller's process."""
+    redeliverable = {S.COMPLETED, S.NEEDS_ATTENTION}
+    job = PurchaseJob.objects.select_related("site", "image").get(pk=job_id)
+    if job.status not in redeliverable:
+        raise DeliveryError(_("Only completed orders or orders that need attention can be redelivered."))
+    try:
+        path = produce_result(job)
+    except (UpscalerError, ResultRejected) as exc:
+        raise DeliveryError(str(exc)) from exc
+    try:
+        delivered = install_result(job.pk, path, from_states=redeliverable,
+                                   code=EventCode.REDELIVERED, actor=actor)
+    finally:
+        path.unlink(missing_ok=True)
+    if delivered is None:
+        raise DeliveryError(_("The order changed meanwhile; nothing was redelivered."))
+    return delivered
+
+
+def resend_link(job_id, *, actor=None) -> PurchaseJob:
+    """Issue a new token (expiry counted from now, downloads reset) and email it again.
+
+    The old link stops working. Refused (``DeliveryError``) when there is nothing to send.
+    """
+    with locked_job(job_id) as job:
+        if job.status != S.COMPLETED or not job.result_path:
+            raise DeliveryError(_("Only a completed order with a delivered file can be resent."))
+        if job.file_deleted_at or job.access_revoked_at:
+            raise DeliveryError(_("The file is no longer available; redeliver it first."))
+        if not job.email:
+            raise DeliveryError(_("This order has no customer email address."))
+        token, fields = token_fields(job)
+        job = update_job(job, **fields)
+        record_event(job, EventCode.LINK_RESENT, {}, actor=actor)
+        after_commit(lambda: send_ready_email(job.pk, token))
+    return job
+
+
+def revoke(job_id, *, reason: str = "", actor=None) -> PurchaseJob:
+    """Admin: the delivered file can no longer be downloaded (the order stays completed;
+    cleanup deletes the file). A redelivery gives access back."""
+    with locked_job(job_id) as job:
+        if job.status != S.COMPLETED:
+            raise NotAllowed(_("Only a completed order's download can be revoked."))
+        if job.access_revoked_at:
+            return job
+        job = update_job(job, access_revoked_at=timezone.now())
+        record_event(job, EventCode.ACCESS_REVOKED, {"reason": reason}, actor=actor)
+    return job
+
+
+# The "download ready" email -----------------------------------------------------------------
+
+
+def send_ready_email(job_id, token: str) -> bool:
+    """Email the download link; on failure say so (log, order event, admin alert) and leave
+    ``delivery_email_sent_at`` empty so the sweeper tries again (``retry_ready_email``).
+    Runs after commit, where an exception would only be logged: hence no raising here."""
+    job = PurchaseJob.objects.select_related("site").get(pk=job_id)
+    try:
+        sent = emails.send_download_ready(job, token)
+        problem = "" if sent else "no message was sent"
+    except Exception as exc:
+        logger.exception("job %s: the download email could not be sent", job_id)
+        sent, problem = False, f"{exc.__class__.__name__}: {exc}"
+    if sent:
+        PurchaseJob.objects.filter(pk=job_id).update(delivery_email_sent_at=timezone.now())
+        return True
+    logger.error("job %s: the download email was not sent (%s)", job_id, problem)
+    try:
+        record_event(job, EventCode.EMAIL_FAILED, {"email": READY_EMAIL, "problem": problem[:500]})
+        emails.send_admin_alert(
+            job,
+            _("The download email could not be sent to the customer (%(problem)s). It will be "
+              "tried again for a day; you can also resend it from the order.") % {"problem": problem},
+        )
+    except Exception:  # the mail server may be down for everyone: the log still has it
+        logger.exception("job %s: could not report the unsent download email", job_id)
+    return False
+
+
+def unsent_ready_emails(now):
+    """Completed orders whose "download ready" email never went out, completed in the last
+    day, with no failed attempt in the last 15 minutes (and none pending right now)."""
+    recent_failure = JobEvent.objects.filter(
+        job=OuterRef("pk"),
+        code=EventCode.EMAIL_FAILED,
+        data__email=READY_EMAIL,
+        created_at__gt=now - EMAIL_RETRY_EVERY,
+    )
+    return (
+        PurchaseJob.objects.filter(
+            status=S.COMPLETED,
+            delivery_email_sent_at__isnull=True,
+            completed_at__gt=now - EMAIL_RETRY_FOR,
+            completed_at__lte=now - EMAIL_RETRY_EVERY,
+            file_deleted_at__isnull=True,
+            access_revoked_at__isnull=True,
+        )
+        .exclude(email="")
+        .exclude(result_path="")
+        .exclude(Exists(recent_failure))
+    )
+
+
+def retry_ready_email(job_id, now) -> bool:
+    """Sweeper: send the download email again. Only the token's hash is stored, so a new
+    token replaces the one nobody received; its expiry and download count are kept."""
+    with locked_job(job_id):
+        job = unsent_ready_emails(now).filter(pk=job_id).first()
+        if job is None:
+            return False
+        token, digest = tokens.new_download_token()
+        job = update_job(job, token_hash=digest)
+        record_event(job, EventCode.EMAIL_RETRIED, {"email": READY_EMAIL})
+        after_commit(lambda: send_ready_email(job.pk, token))
+    return True
+
+
+# Expiry ---------------------------------------------------------------------------------------
+
+
+def deletable_files(now):
+    """Orders whose delivered file can no longer be downloaded."""
+    return (
+        PurchaseJob.objects.filter(file_deleted_at__isnull=True)
+        .exclude(result_path="")
+        .filter(Q(token_expires_at__lt=now) | Q(status=S.REFUNDED) | Q(access_revoked_at__isnull=False))
+    )
+
+
+def expire_file(job_id, name: str, now) -> bool:
+    """Delete one order's file if it is still the one cleanup saw and still not downloadable.
+
+    An admin may have resent the link (new expiry) or redelivered (new file) since cleanup
+    listed the order: the row is locked and the same conditions, plus the same file name,
+    are checked again; the file itself is deleted only once that has committed.
+    """
+    with locked_job(job_id):
+        if not deletable_files(now).filter(pk=job_id, result_path=name).exists():
+            return False
+        PurchaseJob.objects.filter(pk=job_id).update(file_deleted_at=now, updated_at=now)
+        after_commit(lambda: storage.delete_stored_file(name))
+    return True

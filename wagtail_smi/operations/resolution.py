@@ -1,0 +1,67 @@
+"""An admin takes an order that needs attention in hand: retry it, or record how it was
+settled outside the system."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from ..conf import smi_settings
+from ..models import EventCode, JobStatus, PurchaseJob
+from ..upscalers import FAILED
+from ..workflow import transition
+from .common import process_later
+
+S = JobStatus
+DELIVERED_BY_HAND = "delivered"
+REFUNDED_OUTSIDE = "refunded_outside"
+
+
+def retry(job_id, *, actor=None) -> PurchaseJob:
+    """needs_attention → paid, and processed again.
+
+    If the upscaler still has a live job for it, that job is polled rather than paid for
+    twice; a submission whose answer was lost is submitted again (the admin has checked
+    the upscaler's dashboard). The original payment time is kept (reports count revenue
+    by it).
+    """
+    job = PurchaseJob.objects.get(pk=job_id)
+    keep_remote = bool(job.upscaler_job_id) and job.upscaler_status not in {"", FAILED}
+    job = transition(
+        job,
+        S.PAID,
+        code=EventCode.RETRIED,
+        only_from={S.NEEDS_ATTENTION},
+        actor=actor,
+        attempts=0,
+        next_attempt_at=None,
+        last_error="",
+        deadline_at=timezone.now() + timedelta(minutes=smi_settings.JOB_DEADLINE_MINUTES),
+        upscaler_job_id=job.upscaler_job_id if keep_remote else "",
+        upscaler_status=job.upscaler_status if keep_remote else "",
+        upscaler_submitted_at=job.upscaler_submitted_at if keep_remote else None,
+    )
+    process_later(job.pk)
+    return job
+
+
+def resolve_by_hand(
+    job_id, *, outcome: str, details: str, amount_cents: int | None = None, actor=None
+) -> PurchaseJob:
+    """Record how an order that needs attention was settled outside the system: delivered
+    by hand (→ completed) or refunded elsewhere (→ refunded, with the amount, by default
+    what was paid)."""
+    job = PurchaseJob.objects.get(pk=job_id)
+    if outcome == DELIVERED_BY_HAND:
+        return transition(
+            job, S.COMPLETED, code=EventCode.RESOLVED_DELIVERED, data={"details": details},
+            actor=actor, only_from=[S.NEEDS_ATTENTION],
+        )
+    amount = job.paid_amount_cents if amount_cents is None else int(amount_cents)
+    return transition(
+        job, S.REFUNDED, code=EventCode.RESOLVED_REFUNDED,
+        data={"details": details, "amount_cents": amount, "currency": job.currency},
+        actor=actor, only_from=[S.NEEDS_ATTENTION],
+        refund_amount_cents=amount, refund_reason=details,
+    )
