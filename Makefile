@@ -47,8 +47,13 @@ test-latest:
 	$(VENV_LATEST)/bin/python -c "import django, sys; print('Python', sys.version.split()[0], 'Django', django.get_version())"
 	$(VENV_LATEST)/bin/python -m pytest -m "not browser" $(PYTEST_ARGS)
 
+# What CI checks before the tests (and .pre-commit-config.yaml before a commit): the
+# linter, the formatter, the layers (import-linter) and the templates (djlint).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/djlint wagtail_smi/templates --lint
 
 bench: venv
 	$(BIN)/python bench/run.py

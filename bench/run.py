@@ -93,35 +93,64 @@ def run() -> int:
     body = json.dumps({"image_id": images[-1].pk, "page_id": sellable_page.pk})
 
     def prices():
-        response = client.post("/smi/v1/calculate-all-prices", body, content_type="application/json")
+        response = client.post(
+            "/smi/v1/calculate-all-prices", body, content_type="application/json"
+        )
         assert response.status_code == 200, response.content
 
     def baseline_json():
-        assert client.post("/bench/plain-json", body, content_type="application/json").status_code == 200
+        assert (
+            client.post("/bench/plain-json", body, content_type="application/json").status_code
+            == 200
+        )
 
     def page(url):
         def get():
             assert client.get(url).status_code == 200
+
         return get
 
     def cold(fn):
         def run_cold():
             caches["default"].clear()
             fn()
+
         return run_cold
 
     results = []
     t_base, t_prices = timed(baseline_json, ROUNDS), timed(prices, ROUNDS)
-    results.append(("calculate-all-prices vs plain JSON view", t_prices, t_base, queries(prices), queries(baseline_json)))
+    results.append(
+        (
+            "calculate-all-prices vs plain JSON view",
+            t_prices,
+            t_base,
+            queries(prices),
+            queries(baseline_json),
+        )
+    )
     sell, base = page(sellable_page.url), page(plain_page.url)
-    results.append(("24 sellable vs 24 plain images (warm)", timed(sell, PAGE_ROUNDS), timed(base, PAGE_ROUNDS), queries(sell), queries(base)))
-    results.append((
-        "24 sellable vs 24 plain images (cold cache)",
-        timed(cold(sell), PAGE_ROUNDS), timed(cold(base), PAGE_ROUNDS),
-        queries(cold(sell)), queries(cold(base)),
-    ))
+    results.append(
+        (
+            "24 sellable vs 24 plain images (warm)",
+            timed(sell, PAGE_ROUNDS),
+            timed(base, PAGE_ROUNDS),
+            queries(sell),
+            queries(base),
+        )
+    )
+    results.append(
+        (
+            "24 sellable vs 24 plain images (cold cache)",
+            timed(cold(sell), PAGE_ROUNDS),
+            timed(cold(base), PAGE_ROUNDS),
+            queries(cold(sell)),
+            queries(cold(base)),
+        )
+    )
 
-    print(f"wagtail-smi storefront benchmark · {connection.vendor} · medians of {ROUNDS}/{PAGE_ROUNDS} runs")
+    print(
+        f"wagtail-smi storefront benchmark · {connection.vendor} · medians of {ROUNDS}/{PAGE_ROUNDS} runs"
+    )
     print(f"{'measure':48} {'ms':>8} {'base ms':>8} {'ratio':>6} {'queries':>8} {'base q':>7}")
     for name, t, b, q, bq in results:
         print(f"{name:48} {t * 1000:8.2f} {b * 1000:8.2f} {t / b:6.2f} {q:8d} {bq:7d}")

@@ -61,7 +61,11 @@ def child(mode: str, width: int, height: int, factor: int, fmt: str) -> None:
             result = source.resize(size, Image.Resampling.LANCZOS)
             source.close()
             out = folder / "plain.jpg" if fmt == "JPEG" else folder / "plain.png"
-            result.save(out, format="JPEG" if fmt == "JPEG" else "PNG", **({"quality": 92} if fmt == "JPEG" else {}))
+            result.save(
+                out,
+                format="JPEG" if fmt == "JPEG" else "PNG",
+                **({"quality": 92} if fmt == "JPEG" else {}),
+            )
             result.close()
         else:
             with open(original, "rb") as f:
@@ -74,15 +78,23 @@ def child(mode: str, width: int, height: int, factor: int, fmt: str) -> None:
 def measure(mode: str, width: int, height: int, factor: int, fmt: str) -> dict:
     completed = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(width), str(height), str(factor), fmt],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated WIDTHxHEIGHTxFACTOR of the originals")
-    parser.add_argument("--format", default="JPEG", choices=["JPEG", "PNG"], help="format of the originals")
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help="comma-separated WIDTHxHEIGHTxFACTOR of the originals",
+    )
+    parser.add_argument(
+        "--format", default="JPEG", choices=["JPEG", "PNG"], help="format of the originals"
+    )
     parser.add_argument("--modes", default="plain,strips")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -90,7 +102,9 @@ def main() -> None:
         mode, width, height, factor, fmt = args.child
         child(mode, int(width), int(height), int(factor), fmt)
         return
-    print(f"{'original':>11} {'factor':>6} {'output MP':>9} {'mode':>6} {'peak MB':>8} {'growth MB':>9} {'B/px':>5}")
+    print(
+        f"{'original':>11} {'factor':>6} {'output MP':>9} {'mode':>6} {'peak MB':>8} {'growth MB':>9} {'B/px':>5}"
+    )
     for spec in args.sizes.split(","):
         width, height, factor = (int(part) for part in spec.lower().split("x"))
         megapixels = width * height * factor * factor / 1_000_000

@@ -26,7 +26,9 @@ def _messages(folder: Path) -> list[dict]:
     for path in files:
         raw = path.read_bytes()
         for index, chunk in enumerate(part for part in raw.split(SEPARATOR) if part.strip()):
-            parsed = email.message_from_bytes(chunk.strip(b"\n") + b"\n", policy=email.policy.default)
+            parsed = email.message_from_bytes(
+                chunk.strip(b"\n") + b"\n", policy=email.policy.default
+            )
             try:
                 sent = parsedate_to_datetime(parsed["Date"]) if parsed["Date"] else None
             except (TypeError, ValueError):

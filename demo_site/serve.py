@@ -17,9 +17,7 @@ os.environ.setdefault("SMI_PUBLIC_BASE_URL", f"http://{HOST}:{PORT}")
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args], start_new_session=True
-    )
+    return subprocess.Popen([sys.executable, "manage.py", *args], start_new_session=True)
 
 
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:

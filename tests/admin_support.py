@@ -1,10 +1,13 @@
-"""Fixtures for the admin tests (tests/test_admin_*.py): real users in real groups."""
+"""Fixtures for the admin tests (tests/test_admin_*.py): real users in real groups.
+
+Registered for the whole suite in ``tests/conftest.py`` (``pytest_plugins``).
+"""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 
 def _user(username: str, *, groups=(), superuser=False):
@@ -31,6 +34,17 @@ def editor(db):
 
 
 @pytest.fixture
+def viewer(db):
+    """May open the admin and see orders, but not act on them (no "change")."""
+    group = Group.objects.create(name="Order viewers")
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"),
+        Permission.objects.get(content_type__app_label="wagtail_smi", codename="view_purchasejob"),
+    )
+    return _user("vera", groups=["Order viewers"])
+
+
+@pytest.fixture
 def superuser(db):
     return _user("root", superuser=True)
 
@@ -44,4 +58,10 @@ def manager_client(client, sales_manager):
 @pytest.fixture
 def editor_client(client, editor):
     client.force_login(editor)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
     return client

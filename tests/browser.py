@@ -1,8 +1,8 @@
 """Playwright + Debian's Chromium fixtures for browser tests (``@pytest.mark.browser``).
 
-Use from a test module with ``from tests.browser import chromium, browser_page, serve_media``
-(they are fixtures). Chromium is launched from ``SMI_CHROMIUM`` (default /usr/bin/chromium)
-headless and offline; without it the tests skip with the reason, or fail when CI lists
+Registered for the whole suite in ``tests/conftest.py`` (``pytest_plugins``): a test asks
+for ``chromium``, ``browser_page`` or ``new_browser_page`` by name. Chromium is launched from
+``SMI_CHROMIUM`` (default /usr/bin/chromium) headless and offline; without it the tests skip with the reason, or fail when CI lists
 ``browser`` in ``SMI_REQUIRE_SERVICES``.
 
 pytest-django's ``live_server`` runs the site in a thread of this process; Playwright's sync
@@ -43,37 +43,22 @@ def _require_chromium():
     pytest.skip(reason)
 
 
-# One Playwright and one Chromium per test process, shared by every module that imports
-# these fixtures (each importing module registers its own copy of a session fixture, and
-# Playwright's sync API cannot be started twice in one thread).
-_shared: dict = {"users": 0}
-
-
-def _start_browser():
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    _shared.update(playwright=playwright, browser=browser)
-
-
 @pytest.fixture(scope="session")
 def chromium():
-    """One headless Chromium for the session."""
+    """One headless Chromium for the session (Playwright's sync API runs one instance per
+    thread, so every browser test shares it)."""
     _require_chromium()
     try:
-        import playwright  # noqa: F401
+        from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - playwright is a test dependency
         pytest.skip("needs the playwright package")
-    if "browser" not in _shared:
-        _start_browser()
-    _shared["users"] += 1
-    yield _shared["browser"]
-    _shared["users"] -= 1
-    if _shared["users"] == 0:
-        _shared.pop("browser").close()
-        _shared.pop("playwright").stop()
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
 
 
 def serve_media(context, media_root: str | Path) -> None:

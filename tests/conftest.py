@@ -19,7 +19,19 @@ from PIL import Image as PILImage
 from wagtail.images import get_image_model
 from wagtail.models import Page, Site
 
-REQUIRED_SERVICES = {s.strip() for s in os.environ.get("SMI_REQUIRE_SERVICES", "").split(",") if s.strip()}
+# Fixture modules shared by the whole suite: test modules use their fixtures by name,
+# and import plain helpers (functions, constants) from them explicitly.
+pytest_plugins = [
+    "tests.admin_support",
+    "tests.browser",
+    "tests.operations_support",
+    "tests.storefront_support",
+    "tests.stripe_fixtures",
+]
+
+REQUIRED_SERVICES = {
+    s.strip() for s in os.environ.get("SMI_REQUIRE_SERVICES", "").split(",") if s.strip()
+}
 CHROMIUM = os.environ.get("SMI_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -52,7 +64,10 @@ def _fresh_caches():
 @pytest.fixture(autouse=True)
 def _service_requirements(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        _missing("postgres", "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")
+        _missing(
+            "postgres",
+            "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/test",
+        )
     if request.node.get_closest_marker("redis") and not redis_reachable():
         _missing("redis", "needs Redis on 127.0.0.1:6379")
     if request.node.get_closest_marker("browser") and not os.path.exists(CHROMIUM):

@@ -8,7 +8,9 @@ _TMP = Path(tempfile.mkdtemp(prefix="smi-tests-"))
 os.environ.setdefault("SMI_DEMO_VAR_DIR", str(_TMP))
 os.environ.setdefault("SMI_RATE_LIMITS", "0")
 # The demo has no default secret key with DEBUG off; a fixed one for the tests only.
-os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-never-used-outside-the-test-suite")
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY", "tests-only-secret-key-never-used-outside-the-test-suite"
+)
 
 from demo_site.settings import *  # noqa: E402,F403
 from demo_site.settings import DATABASES, Q_CLUSTER, STORAGES, WAGTAIL_SMI  # noqa: E402

@@ -1,4 +1,5 @@
-"""Helpers for the storefront tests: payment providers standing in for Stripe, and pages.
+"""Helpers for the storefront tests: payment providers standing in for Stripe, pages, and
+the ``offer`` fixture (registered for the suite in ``tests/conftest.py``).
 
 The providers are real ``PaymentProvider`` subclasses selected through
 ``WAGTAIL_SMI["PAYMENT_BACKEND"]`` (a dotted path), exactly as a third-party one would be.
@@ -6,6 +7,7 @@ The providers are real ``PaymentProvider`` subclasses selected through
 
 from __future__ import annotations
 
+import pytest
 from wagtail.models import Page
 
 from demo_site.home.models import GalleryPage
@@ -25,7 +27,9 @@ class RecordingProvider(PaymentProvider):
         RecordingProvider.calls.append(
             {"job_id": job.pk, "success_url": success_url, "cancel_url": cancel_url}
         )
-        return CheckoutSession(url=success_url + "&checkout=testpay", session_id=f"cs_test_{job.pk.hex}")
+        return CheckoutSession(
+            url=success_url + "&checkout=testpay", session_id=f"cs_test_{job.pk.hex}"
+        )
 
 
 class FailingProvider(PaymentProvider):
@@ -39,14 +43,19 @@ def sellable(image, *, for_sale=True, resolutions=(), caption=""):
     return {
         "type": "sellable_image",
         "value": {
-            "image": image.pk, "caption": caption or image.title,
-            "resolutions": list(resolutions), "for_sale": for_sale,
+            "image": image.pk,
+            "caption": caption or image.title,
+            "resolutions": list(resolutions),
+            "for_sale": for_sale,
         },
     }
 
 
 def plain(image):
-    return {"type": "image", "value": {"image": image.pk, "alt_text": image.title, "decorative": False}}
+    return {
+        "type": "image",
+        "value": {"image": image.pk, "alt_text": image.title, "decorative": False},
+    }
 
 
 def rich_text_with(image):
@@ -56,7 +65,9 @@ def rich_text_with(image):
     }
 
 
-def publish_gallery(parent: Page, body, *, slug="gallery-test", title="Gallery test") -> GalleryPage:
+def publish_gallery(
+    parent: Page, body, *, slug="gallery-test", title="Gallery test"
+) -> GalleryPage:
     """A demo GalleryPage under ``parent`` with ``body``, saved and published."""
     page = GalleryPage(title=title, slug=slug, body=body)
     parent.add_child(instance=page)
@@ -70,3 +81,10 @@ def republish(page: GalleryPage, body) -> GalleryPage:
     page.save_revision().publish()
     page.refresh_from_db()
     return page
+
+
+@pytest.fixture
+def offer(make_image, root_page):
+    """An image for sale on a published gallery page: ``(image, page)``."""
+    image = make_image(1000, 1000, title="Aurora")
+    return image, publish_gallery(root_page, [sellable(image)])

@@ -1,6 +1,7 @@
 """Fixtures for the payments tests: the local Stripe server and recorders at the
-boundaries we own (enqueueing processing, sending emails). Import them into a test
-module with ``from tests.stripe_fixtures import *``.
+boundaries we own (enqueueing processing, sending emails). Registered for the whole suite
+in ``tests/conftest.py`` (``pytest_plugins``); plain helpers (``deliver``,
+``open_checkout``) are imported by name.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from wagtail_smi.workflow import transition, update_job
 
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 API_KEY = "sk_test_wagtail_smi"
-
-__all__ = [
-    "deliver", "emails_sent", "enqueued", "fake_stripe", "fresh_secret_report", "paid_stripe_job",
-    "stripe_api", "stripe_settings",
-]
 
 
 @pytest.fixture
@@ -56,7 +52,9 @@ def stripe_settings(settings, fake_stripe):
 def stripe_api(fake_stripe):
     """The real stripe library on the same account, as any other integration (a Payment
     Link, another shop, the dashboard) uses it."""
-    return stripe.StripeClient(API_KEY, base_addresses={"api": fake_stripe.base_url}, max_network_retries=0)
+    return stripe.StripeClient(
+        API_KEY, base_addresses={"api": fake_stripe.base_url}, max_network_retries=0
+    )
 
 
 @pytest.fixture
@@ -86,7 +84,12 @@ def emails_sent(monkeypatch):
     from wagtail_smi import emails
 
     sent: list[tuple[str, str]] = []
-    for name in ("send_refund_notice", "send_payment_failed", "send_admin_alert", "send_download_ready"):
+    for name in (
+        "send_refund_notice",
+        "send_payment_failed",
+        "send_admin_alert",
+        "send_download_ready",
+    ):
         original = getattr(emails, name)
 
         def wrapper(job, *args, _name=name, _original=original, **kwargs):
@@ -109,11 +112,18 @@ def event_payload(event: dict) -> str:
     return json.dumps(event)
 
 
-def open_checkout(job, *, success_url="https://shop.example/orders/", cancel_url="https://shop.example/"):
+def open_checkout(
+    job, *, success_url="https://shop.example/orders/", cancel_url="https://shop.example/"
+):
     """What the storefront does: create the job's Checkout Session and store it on the job."""
-    session = get_payment_provider().create_checkout(job, success_url=success_url, cancel_url=cancel_url)
+    session = get_payment_provider().create_checkout(
+        job, success_url=success_url, cancel_url=cancel_url
+    )
     return update_job(
-        job, checkout_session_id=session.session_id, checkout_url=session.url, payment_provider="stripe"
+        job,
+        checkout_session_id=session.session_id,
+        checkout_url=session.url,
+        payment_provider="stripe",
     )
 
 
@@ -122,11 +132,17 @@ def paid_stripe_job(client, fake_stripe, stripe_settings, make_job):
     """A job paid through the local Stripe server (a real PaymentIntent and Charge)."""
 
     def factory(status: str = "failed"):
-        job = open_checkout(make_job(factor=8, amount_cents=192), success_url="https://shop.example/ok")
+        job = open_checkout(
+            make_job(factor=8, amount_cents=192), success_url="https://shop.example/ok"
+        )
         _, payload, signature = fake_stripe.complete_session(job.checkout_session_id)
         assert deliver(client, payload, signature).status_code == 200
-        path = {"paid": [], "processing": ["processing"], "failed": ["processing", "failed"],
-                "completed": ["processing", "completed"]}[status]
+        path = {
+            "paid": [],
+            "processing": ["processing"],
+            "failed": ["processing", "failed"],
+            "completed": ["processing", "completed"],
+        }[status]
         for step in path:
             transition(job, step, code="legacy")
         return PurchaseJob.objects.get(pk=job.pk)

@@ -72,7 +72,9 @@ def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
 
 
 class StripeError(Exception):
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error", code: str = ""):
+    def __init__(
+        self, status: int, message: str, *, type_: str = "invalid_request_error", code: str = ""
+    ):
         super().__init__(message)
         self.status, self.type, self.code = status, type_, code
 
@@ -149,7 +151,11 @@ class FakeStripe:
     # Test controls -------------------------------------------------------------------
 
     def complete_session(
-        self, session_id: str, *, email: str = "buyer@example.com", paid: bool = True,
+        self,
+        session_id: str,
+        *,
+        email: str = "buyer@example.com",
+        paid: bool = True,
         promotion_coupon: str | None = None,
     ):
         """The buyer paid (or started a delayed payment): PaymentIntent + Charge + event.
@@ -168,16 +174,27 @@ class FakeStripe:
                 self._apply_discount(session, self._coupon(promotion_coupon))
             details = {"email": email or session.get("customer_email"), "name": "Test Buyer"}
             if session["mode"] == "setup":
-                intent = {"id": new_id("seti"), "object": "setup_intent", "status": "succeeded",
-                          "metadata": dict(session.get("metadata") or {})}
+                intent = {
+                    "id": new_id("seti"),
+                    "object": "setup_intent",
+                    "status": "succeeded",
+                    "metadata": dict(session.get("metadata") or {}),
+                }
                 self.setup_intents[intent["id"]] = intent
-                session.update(status="complete", payment_status="no_payment_required",
-                               setup_intent=intent["id"], customer_details=details)
+                session.update(
+                    status="complete",
+                    payment_status="no_payment_required",
+                    setup_intent=intent["id"],
+                    customer_details=details,
+                )
                 return self.make_event("checkout.session.completed", self._public(session))
             amount = session["amount_total"]
             if amount == 0:
-                session.update(status="complete", payment_status="no_payment_required",
-                               customer_details=details)
+                session.update(
+                    status="complete",
+                    payment_status="no_payment_required",
+                    customer_details=details,
+                )
                 return self.make_event("checkout.session.completed", self._public(session))
             pi_meta = dict(session.get("_pi_metadata") or {})
             intent = {
@@ -211,12 +228,15 @@ class FakeStripe:
         with self.lock:
             link = self.payment_links.get(link_id)
             if link is None:
-                raise StripeError(404, f"No such payment_link: '{link_id}'", code="resource_missing")
+                raise StripeError(
+                    404, f"No such payment_link: '{link_id}'", code="resource_missing"
+                )
             params = {
                 "mode": "payment",
                 "success_url": "https://buy.stripe.com/thanks",
                 "line_items": [
-                    {"quantity": item["quantity"], "price": item["price"]} for item in link["line_items"]
+                    {"quantity": item["quantity"], "price": item["price"]}
+                    for item in link["line_items"]
                 ],
                 "metadata": dict(link["metadata"]),
                 "payment_intent_data": {"metadata": dict(link["_pi_metadata"])},
@@ -229,12 +249,24 @@ class FakeStripe:
             session["payment_link"] = link_id
             return self._public(session)
 
-    def create_coupon(self, *, amount_off: int | None = None, currency: str | None = None,
-                      percent_off: float | None = None) -> dict:
+    def create_coupon(
+        self,
+        *,
+        amount_off: int | None = None,
+        currency: str | None = None,
+        percent_off: float | None = None,
+    ) -> dict:
         with self.lock:
             return self._create_coupon(
-                {k: v for k, v in {"amount_off": amount_off, "currency": currency,
-                                   "percent_off": percent_off}.items() if v is not None}
+                {
+                    k: v
+                    for k, v in {
+                        "amount_off": amount_off,
+                        "currency": currency,
+                        "percent_off": percent_off,
+                    }.items()
+                    if v is not None
+                }
             )
 
     def _charge_for(self, intent: dict) -> dict:
@@ -280,7 +312,9 @@ class FakeStripe:
     def dashboard_refund(self, payment_intent_id: str, amount: int | None = None):
         """A refund made in the Stripe dashboard: the refund plus a charge.refunded event."""
         with self.lock:
-            refund = self._create_refund({"payment_intent": payment_intent_id, **({"amount": amount} if amount else {})})
+            refund = self._create_refund(
+                {"payment_intent": payment_intent_id, **({"amount": amount} if amount else {})}
+            )
             charge = self.charges[refund["charge"]]
         return self.make_event("charge.refunded", charge)
 
@@ -304,8 +338,11 @@ class FakeStripe:
             price = self.prices.get(item["price"])
             if price is None:
                 raise StripeError(400, f"No such price: '{item['price']}'", code="resource_missing")
-            price_data = {"unit_amount": price["unit_amount"], "currency": price["currency"],
-                          "product_data": price["product_data"]}
+            price_data = {
+                "unit_amount": price["unit_amount"],
+                "currency": price["currency"],
+                "product_data": price["product_data"],
+            }
         else:
             price_data = item.get("price_data") or {}
         try:
@@ -314,7 +351,9 @@ class FakeStripe:
         except (KeyError, ValueError):
             raise StripeError(400, "Invalid line_items: unit_amount and quantity are required.")
         if not price_data.get("currency") or not (price_data.get("product_data") or {}).get("name"):
-            raise StripeError(400, "Invalid line_items: currency and product_data[name] are required.")
+            raise StripeError(
+                400, "Invalid line_items: currency and product_data[name] are required."
+            )
         currency = price_data["currency"].lower()
         return {
             "id": new_id("li"),
@@ -324,8 +363,13 @@ class FakeStripe:
             "currency": currency,
             "description": price_data["product_data"]["name"],
             "quantity": quantity,
-            "price": {"object": "price", "id": item.get("price"), "unit_amount": unit,
-                      "currency": currency, "product_data": price_data["product_data"]},
+            "price": {
+                "object": "price",
+                "id": item.get("price"),
+                "unit_amount": unit,
+                "currency": currency,
+                "product_data": price_data["product_data"],
+            },
         }
 
     def _create_session(self, params: dict) -> dict:
@@ -343,8 +387,12 @@ class FakeStripe:
         currencies = {item["currency"] for item in stored_items}
         if len(currencies) > 1:
             raise StripeError(400, "All line items must use the same currency.")
-        currency = currencies.pop() if currencies else (params.get("currency") or "").lower() or None
-        subtotal = sum(item["amount_subtotal"] for item in stored_items) if mode == "payment" else None
+        currency = (
+            currencies.pop() if currencies else (params.get("currency") or "").lower() or None
+        )
+        subtotal = (
+            sum(item["amount_subtotal"] for item in stored_items) if mode == "payment" else None
+        )
         now = int(time.time())
         expires_at = int(params.get("expires_at") or now + 24 * 3600)
         if not (now + 30 * 60 <= expires_at <= now + 24 * 3600):
@@ -360,7 +408,9 @@ class FakeStripe:
             "amount_subtotal": subtotal,
             "amount_total": subtotal,
             "total_details": (
-                {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0} if mode == "payment" else None
+                {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}
+                if mode == "payment"
+                else None
             ),
             "discounts": [],
             "currency": currency,
@@ -382,7 +432,10 @@ class FakeStripe:
         }
         discounts = params.get("discounts") or []
         if discounts and session["_allow_promotion_codes"]:
-            raise StripeError(400, "You may only specify one of these parameters: allow_promotion_codes, discounts.")
+            raise StripeError(
+                400,
+                "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            )
         for discount in discounts:
             if mode != "payment" or not discount.get("coupon"):
                 raise StripeError(400, "discounts need a coupon and a payment-mode session.")
@@ -415,10 +468,17 @@ class FakeStripe:
         if params.get("amount_off") is not None:
             if not params.get("currency"):
                 raise StripeError(400, "amount_off needs a currency.")
-            coupon = {"amount_off": int(params["amount_off"]), "currency": params["currency"].lower(),
-                      "percent_off": None}
+            coupon = {
+                "amount_off": int(params["amount_off"]),
+                "currency": params["currency"].lower(),
+                "percent_off": None,
+            }
         elif params.get("percent_off") is not None:
-            coupon = {"amount_off": None, "currency": None, "percent_off": float(params["percent_off"])}
+            coupon = {
+                "amount_off": None,
+                "currency": None,
+                "percent_off": float(params["percent_off"]),
+            }
         else:
             raise StripeError(400, "One of amount_off or percent_off is required.")
         coupon.update(id=params.get("id") or new_id("co"), object="coupon", valid=True)
@@ -432,8 +492,13 @@ class FakeStripe:
             raise StripeError(400, "Missing required param: unit_amount.")
         if not params.get("currency") or not (params.get("product_data") or {}).get("name"):
             raise StripeError(400, "Missing required param: currency or product_data[name].")
-        price = {"id": new_id("price"), "object": "price", "unit_amount": unit,
-                 "currency": params["currency"].lower(), "product_data": params["product_data"]}
+        price = {
+            "id": new_id("price"),
+            "object": "price",
+            "unit_amount": unit,
+            "currency": params["currency"].lower(),
+            "product_data": params["product_data"],
+        }
         self.prices[price["id"]] = price
         return price
 
@@ -449,7 +514,9 @@ class FakeStripe:
             "object": "payment_link",
             "active": True,
             "url": f"{self.base_url}/b/{link_id}",
-            "line_items": [{"price": i["price"], "quantity": int(i.get("quantity", 1))} for i in items],
+            "line_items": [
+                {"price": i["price"], "quantity": int(i.get("quantity", 1))} for i in items
+            ],
             "metadata": params.get("metadata") or {},
             "allow_promotion_codes": params.get("allow_promotion_codes") == "true",
             "_pi_metadata": (params.get("payment_intent_data") or {}).get("metadata") or {},
@@ -464,15 +531,27 @@ class FakeStripe:
         elif params.get("payment_intent"):
             intent = self.payment_intents.get(params["payment_intent"])
             if intent is None:
-                raise StripeError(404, f"No such payment_intent: '{params['payment_intent']}'", code="resource_missing")
+                raise StripeError(
+                    404,
+                    f"No such payment_intent: '{params['payment_intent']}'",
+                    code="resource_missing",
+                )
             charge = self.charges.get(intent.get("latest_charge") or "")
         else:
             raise StripeError(400, "One of charge or payment_intent is required.")
         if charge is None:
-            raise StripeError(400, "This PaymentIntent has no successful charge to refund.", code="charge_not_refundable")
+            raise StripeError(
+                400,
+                "This PaymentIntent has no successful charge to refund.",
+                code="charge_not_refundable",
+            )
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
-            raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+            raise StripeError(
+                400,
+                f"Charge {charge['id']} has already been refunded.",
+                code="charge_already_refunded",
+            )
         amount = int(params.get("amount") or remaining)
         if amount <= 0 or amount > remaining:
             raise StripeError(
@@ -481,7 +560,12 @@ class FakeStripe:
                 code="amount_too_large",
             )
         if self.refund_mode == "refuse":
-            raise StripeError(402, "The refund could not be processed for this card.", type_="card_error", code="refund_declined")
+            raise StripeError(
+                402,
+                "The refund could not be processed for this card.",
+                type_="card_error",
+                code="refund_declined",
+            )
         refund = {
             "id": new_id("re"),
             "object": "refund",
@@ -516,8 +600,10 @@ class FakeStripe:
                 return 200, self._public(self._create_session(params))
             if method == "GET" and path == "/v1/checkout/sessions":
                 found = [
-                    self._public(x) for x in reversed(self.sessions.values())
-                    if "payment_intent" not in params or x["payment_intent"] == params["payment_intent"]
+                    self._public(x)
+                    for x in reversed(self.sessions.values())
+                    if "payment_intent" not in params
+                    or x["payment_intent"] == params["payment_intent"]
                 ]
                 return 200, self._list(found[: int(params.get("limit") or 10)], path)
             if match := m(r"/v1/checkout/sessions/([^/]+)", path):
@@ -547,8 +633,11 @@ class FakeStripe:
             if method == "GET" and path == "/v1/refunds":
                 # Newest first, like Stripe; filtered by charge or payment_intent.
                 found = [
-                    self._public(r) for r in reversed(self.refunds.values())
-                    if all(r.get(f) == params[f] for f in ("charge", "payment_intent") if f in params)
+                    self._public(r)
+                    for r in reversed(self.refunds.values())
+                    if all(
+                        r.get(f) == params[f] for f in ("charge", "payment_intent") if f in params
+                    )
                 ]
                 return 200, self._list(found[: int(params.get("limit") or 10)], path)
             if match := m(r"/v1/refunds/([^/]+)", path):
@@ -565,11 +654,16 @@ class FakeStripe:
             self.refund_mode = data.get("mode", "ok")
             return 200, {"refund_mode": self.refund_mode}
         if match := re.fullmatch(r"/_test/payment_links/([^/]+)/open", path):
-            return 200, self.open_payment_link(match[1], client_reference_id=data.get("client_reference_id"))
+            return 200, self.open_payment_link(
+                match[1], client_reference_id=data.get("client_reference_id")
+            )
         if match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/complete", path):
-            result = self.complete_session(match[1], email=data.get("email", "buyer@example.com"),
-                                           paid=data.get("paid", True),
-                                           promotion_coupon=data.get("promotion_coupon"))
+            result = self.complete_session(
+                match[1],
+                email=data.get("email", "buyer@example.com"),
+                paid=data.get("paid", True),
+                promotion_coupon=data.get("promotion_coupon"),
+            )
         elif match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/async_payment", path):
             result = self.async_payment(match[1], succeeded=data.get("succeeded", True))
         elif match := re.fullmatch(r"/_test/checkout/sessions/([^/]+)/expire", path):
@@ -579,8 +673,17 @@ class FakeStripe:
         else:
             raise StripeError(404, f"Unknown test control {path}")
         event, payload, signature = result
-        delivered = self.deliver(data["webhook_url"], payload, signature) if data.get("webhook_url") else None
-        return 200, {"event": event, "payload": payload, "signature": signature, "delivered": delivered}
+        delivered = (
+            self.deliver(data["webhook_url"], payload, signature)
+            if data.get("webhook_url")
+            else None
+        )
+        return 200, {
+            "event": event,
+            "payload": payload,
+            "signature": signature,
+            "delivered": delivered,
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -615,8 +718,13 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key") if method == "POST" else None
         with fake.lock:
             fake.requests.append(
-                {"method": method, "path": parts.path, "params": params, "idempotency_key": key,
-                 "stripe_version": self.headers.get("Stripe-Version")}
+                {
+                    "method": method,
+                    "path": parts.path,
+                    "params": params,
+                    "idempotency_key": key,
+                    "stripe_version": self.headers.get("Stripe-Version"),
+                }
             )
             if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                 return self._send(401, StripeError(401, "Invalid API Key provided.").body())

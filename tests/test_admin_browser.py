@@ -1,5 +1,5 @@
-"""The admin in a real Chromium: the settings' live price preview follows the form, and
-the report chart stays readable in dark mode."""
+"""The admin in a real Chromium: the settings' live price preview follows the form, the
+report chart stays readable in dark mode, and an order action is confirmed on its own page."""
 
 from __future__ import annotations
 
@@ -10,36 +10,12 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from tests import browser
-from wagtail_smi.models import SmiSiteSettings
+from wagtail_smi.models import PurchaseJob, SmiSiteSettings
 
-new_browser_page = browser.new_browser_page
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """This module's own Chromium, closed when the module ends: Playwright's sync API allows
-    one running instance, and tests/browser.py's session-wide one is defined per module."""
-    import os
-
-    browser._require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=browser.CHROMIUM, headless=True, args=browser.CHROMIUM_ARGS
-        )
-        yield instance
-        instance.close()
-
-# Transactional (the live server is another thread), with serialized rollback like the
-# other browser tests (so a flush here never leaves content types that clash with their
-# restore); the ``site`` fixture below still makes what it needs if a restore left it out.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+# Transactional (the live server is another thread); the ``site`` fixture rebuilds the
+# little of Wagtail's initial data these tests need. Chromium and its pages come from
+# tests/browser.py (``chromium``, ``new_browser_page``).
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -61,14 +37,19 @@ def preview_price(page, size: str, key: str) -> str:
     return row.locator("td").nth(3).inner_text()
 
 
-def test_price_preview_follows_unsaved_form_values(live_server, new_browser_page, admin_login, site):
+def test_price_preview_follows_unsaved_form_values(
+    live_server, new_browser_page, admin_login, site
+):
     SmiSiteSettings.for_site(site)  # created with the defaults
     page = new_browser_page()
     admin_login(page)
-    page.goto(live_server.url + reverse(
-        "wagtailsettings:edit", args=["wagtail_smi", "smisitesettings", site.pk]
-    ))
-    page.wait_for_selector('[data-smi-price-preview] tr[data-size="2000x1500"][data-resolution="8x"]')
+    page.goto(
+        live_server.url
+        + reverse("wagtailsettings:edit", args=["wagtail_smi", "smisitesettings", site.pk])
+    )
+    page.wait_for_selector(
+        '[data-smi-price-preview] tr[data-size="2000x1500"][data-resolution="8x"]'
+    )
     assert preview_price(page, "2000x1500", "8x") == "$5.76"
     assert preview_price(page, "1000x1000", "4x") == "$0.50"
 
@@ -90,7 +71,9 @@ def test_price_preview_follows_unsaved_form_values(live_server, new_browser_page
     )
 
 
-def test_revenue_chart_is_readable_in_dark_mode(live_server, new_browser_page, admin_login, site, make_job):
+def test_revenue_chart_is_readable_in_dark_mode(
+    live_server, new_browser_page, admin_login, site, make_job
+):
     now = timezone.now()
     for days, amount in ((0, 500), (1, 900), (2, 300)):
         make_job("completed", paid_at=now - timedelta(days=days), amount_cents=amount)
@@ -111,10 +94,39 @@ def test_revenue_chart_is_readable_in_dark_mode(live_server, new_browser_page, a
     )
 
     def luminance(rgb: str) -> float:
-        r, g, b = [int(part) for part in rgb[rgb.index("(") + 1:].rstrip(")").split(",")[:3]]
+        r, g, b = [int(part) for part in rgb[rgb.index("(") + 1 :].rstrip(")").split(",")[:3]]
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
     # Labels follow the (light) text colour, and stand out from the (dark) background.
     assert luminance(colours["label"]) > 150, colours
     assert luminance(colours["background"]) < 100, colours
     assert luminance(colours["bar"]) != luminance(colours["background"])
+
+
+def test_a_refund_is_confirmed_on_its_own_page_with_a_reason(
+    live_server, new_browser_page, admin_login, make_job
+):
+    job = make_job("completed", paid_at=timezone.now(), amount_cents=576, email="buyer@example.com")
+    action_url = live_server.url + reverse("smi_orders:action_refund", args=[job.pk])
+    inspect_url = live_server.url + reverse("smi_orders:inspect", args=[job.pk])
+    page = new_browser_page()
+    admin_login(page)
+
+    page.goto(inspect_url)
+    page.click('[data-smi-action="refund"] a')
+    page.wait_for_url(action_url)
+    assert page.locator("[data-smi-refund-amount]").inner_text() == "$5.76"
+    submit = page.locator("form.smi-confirm__form button[type=submit]")
+    assert submit.inner_text() == "Yes, refund $5.76"
+
+    submit.click()  # no reason yet: the browser keeps the form and says what is missing
+    assert page.url == action_url
+    assert page.locator("input[name=reason]").evaluate("input => input.validity.valueMissing")
+    assert PurchaseJob.objects.get(pk=job.pk).status == "completed"
+
+    page.fill("input[name=reason]", "Customer asked")
+    submit.click()
+    page.wait_for_url(inspect_url)
+    assert page.get_by_text("Refunded $5.76.").is_visible()
+    job.refresh_from_db()
+    assert (job.status, job.refund_reason) == ("refunded", "Customer asked")

@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.admin_support import *  # noqa: F403  (user and client fixtures)
 from wagtail_smi.admin.dashboard import last_days_figures
 from wagtail_smi.models import ImageClick
 
@@ -20,7 +19,9 @@ pytestmark = pytest.mark.django_db
 def test_last_30_days_counts_paid_orders_per_currency_and_conversion(make_job):
     now = timezone.now()
     make_job("completed", paid_at=now - timedelta(days=1), amount_cents=500)
-    make_job("refunded", paid_at=now - timedelta(days=29), amount_cents=192, refund_amount_cents=192)
+    make_job(
+        "refunded", paid_at=now - timedelta(days=29), amount_cents=192, refund_amount_cents=192
+    )
     make_job("completed", paid_at=now - timedelta(days=2), amount_cents=700, currency="eur")
     make_job("completed", paid_at=now - timedelta(days=31), amount_cents=9999)  # too old
     make_job("awaiting_payment", amount_cents=300)  # never paid

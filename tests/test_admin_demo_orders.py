@@ -8,7 +8,6 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.admin_support import *  # noqa: F403  (user and client fixtures)
 from wagtail_smi.models import ImageClick, JobEvent, PurchaseJob
 from wagtail_smi.workflow import is_allowed
 
@@ -24,7 +23,11 @@ def test_demo_orders_are_idempotent_and_follow_the_state_machine(manager_client)
     run("smi_demo_orders")
     counts = (PurchaseJob.objects.count(), ImageClick.objects.count(), JobEvent.objects.count())
     run("smi_demo_orders")
-    assert (PurchaseJob.objects.count(), ImageClick.objects.count(), JobEvent.objects.count()) == counts
+    assert (
+        PurchaseJob.objects.count(),
+        ImageClick.objects.count(),
+        JobEvent.objects.count(),
+    ) == counts
     assert counts[0] > 50 and counts[1] > counts[0]
     for event in JobEvent.objects.all():
         assert is_allowed(event.from_status, event.to_status), event

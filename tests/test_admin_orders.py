@@ -1,4 +1,5 @@
-"""The orders list: columns, search, filters, exports escaped against formulas."""
+"""The orders list (a read-only snippet listing): columns, search, filters, exports escaped
+against formulas."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from tests.admin_support import *  # noqa: F403  (user and client fixtures)
 from wagtail_smi.admin.exports import escape_formula
 from wagtail_smi.models import PurchaseJob
 
 pytestmark = pytest.mark.django_db
 
-INDEX = "smi_orders:index"
+INDEX = "smi_orders:list"
 
 
 def listed(client, params=None) -> set[str]:
@@ -27,7 +27,9 @@ def listed(client, params=None) -> set[str]:
     return {str(job.pk) for job in response.context["object_list"]}
 
 
-def test_list_shows_thumbnail_email_status_resolution_and_formatted_amount(manager_client, make_job):
+def test_list_shows_thumbnail_email_status_resolution_and_formatted_amount(
+    manager_client, make_job
+):
     make_job("needs_attention", email="buyer@example.com", amount_cents=576, factor=8)
     html = manager_client.get(reverse(INDEX)).content.decode()
     assert 'class="smi-order-thumb"' in html
@@ -39,12 +41,32 @@ def test_list_shows_thumbnail_email_status_resolution_and_formatted_amount(manag
     assert "Add order" not in html
 
 
-@pytest.mark.parametrize("field,value,query", [
-    ("email", "Jane.Doe@example.com", "jane.doe"),
-    ("checkout_session_id", "cs_test_a1B2c3", "cs_test_a1B2"),
-    ("payment_intent_id", "pi_3Pq9XyZ", "pi_3Pq9"),
-])
-def test_search_finds_orders_by_email_and_provider_ids(manager_client, make_job, field, value, query):
+def test_the_list_keeps_its_url_and_its_earlier_url_name():
+    assert reverse(INDEX) == reverse("smi_orders:index") == "/admin/smi/orders/"
+    assert reverse("smi_orders:list_results") == reverse("smi_orders:index_results")
+
+
+def test_menu_item_keeps_its_icon_label_and_place(manager_client):
+    from wagtail.admin.menu import admin_menu
+
+    request = manager_client.get(reverse("wagtailadmin_home")).wsgi_request
+    [item] = [
+        item for item in admin_menu.menu_items_for_request(request) if item.url == reverse(INDEX)
+    ]
+    assert (item.label, item.icon_name, item.order) == ("Orders", "smi-cart", 250)
+
+
+@pytest.mark.parametrize(
+    "field,value,query",
+    [
+        ("email", "Jane.Doe@example.com", "jane.doe"),
+        ("checkout_session_id", "cs_test_a1B2c3", "cs_test_a1B2"),
+        ("payment_intent_id", "pi_3Pq9XyZ", "pi_3Pq9"),
+    ],
+)
+def test_search_finds_orders_by_email_and_provider_ids(
+    manager_client, make_job, field, value, query
+):
     wanted = make_job("completed", **{field: value})
     make_job("completed", email="other@example.com")
     assert listed(manager_client, {"q": query}) == {str(wanted.pk)}
@@ -60,17 +82,24 @@ def test_search_finds_orders_by_full_or_short_job_id(manager_client, make_job):
     assert listed(manager_client, {"q": short}) == {str(wanted.pk)}
 
 
-def test_filters_by_status_resolution_page_image_and_date(manager_client, make_job, make_image, site):
+def test_filters_by_status_resolution_page_image_and_date(
+    manager_client, make_job, make_image, site
+):
     a_image, b_image = make_image(title="A"), make_image(title="B")
     a = make_job("needs_attention", image=a_image, factor=4)
     b = make_job("completed", image=b_image, factor=8)
     PurchaseJob.objects.filter(pk=b.pk).update(created_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
     assert listed(manager_client, {"status": "needs_attention"}) == {str(a.pk)}
-    assert listed(manager_client, {"status": ["needs_attention", "completed"]}) == {str(a.pk), str(b.pk)}
+    assert listed(manager_client, {"status": ["needs_attention", "completed"]}) == {
+        str(a.pk),
+        str(b.pk),
+    }
     assert listed(manager_client, {"resolution": "8x"}) == {str(b.pk)}
     assert listed(manager_client, {"image": a_image.pk}) == {str(a.pk)}
     assert listed(manager_client, {"page": site.root_page.pk}) == {str(a.pk), str(b.pk)}
-    assert listed(manager_client, {"created_at_from": "2026-01-01", "created_at_to": "2026-01-03"}) == {str(b.pk)}
+    assert listed(
+        manager_client, {"created_at_from": "2026-01-01", "created_at_to": "2026-01-03"}
+    ) == {str(b.pk)}
 
 
 def test_summary_link_lists_orders_that_need_attention(manager_client, make_job):
@@ -93,7 +122,11 @@ def test_escape_formula_leaves_numbers_and_plain_text():
 
 
 def test_csv_export_escapes_formulas(manager_client, make_job):
-    make_job("completed", email='=HYPERLINK("http://evil.example","x")@example.com', image_title="@SUM(1)")
+    make_job(
+        "completed",
+        email='=HYPERLINK("http://evil.example","x")@example.com',
+        image_title="@SUM(1)",
+    )
     response = manager_client.get(reverse(INDEX), {"export": "csv"})
     assert response.status_code == 200
     content = b"".join(response.streaming_content).decode()

@@ -13,7 +13,6 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.admin_support import *  # noqa: F403  (user and client fixtures)
 from wagtail_smi.models import ImageClick, PurchaseJob
 
 pytestmark = pytest.mark.django_db
@@ -39,22 +38,65 @@ def clicks(image_ref, page_ref, count, when):
 @pytest.fixture
 def revenue_orders(make_job):
     """Hand-computed: see the expected figures in each test."""
-    job_at(make_job, "completed", created=at(2026, 1, 10, 4, 0), paid=at(2026, 1, 10, 4, 30),
-           amount_cents=500, email="a@example.com")
-    job_at(make_job, "refunded", created=at(2026, 1, 10, 5, 0), paid=at(2026, 1, 10, 5, 30),
-           amount_cents=1000, refund_amount_cents=1000, upscale_cost_cents=100,
-           email="b@example.com")
-    job_at(make_job, "completed", created=at(2026, 1, 10, 11, 0), paid=at(2026, 1, 10, 12, 0),
-           amount_cents=700, currency="eur", upscale_cost_cents=50, email="c@example.com")
-    job_at(make_job, "awaiting_payment", created=at(2026, 1, 10, 13, 0), amount_cents=300,
-           email="d@example.com")
-    job_at(make_job, "completed", created=at(2026, 1, 10, 14, 0), paid=at(2026, 1, 10, 15, 0),
-           amount_cents=200, upscale_cost_cents=20, email="b@example.com")
+    job_at(
+        make_job,
+        "completed",
+        created=at(2026, 1, 10, 4, 0),
+        paid=at(2026, 1, 10, 4, 30),
+        amount_cents=500,
+        email="a@example.com",
+    )
+    job_at(
+        make_job,
+        "refunded",
+        created=at(2026, 1, 10, 5, 0),
+        paid=at(2026, 1, 10, 5, 30),
+        amount_cents=1000,
+        refund_amount_cents=1000,
+        upscale_cost_cents=100,
+        email="b@example.com",
+    )
+    job_at(
+        make_job,
+        "completed",
+        created=at(2026, 1, 10, 11, 0),
+        paid=at(2026, 1, 10, 12, 0),
+        amount_cents=700,
+        currency="eur",
+        upscale_cost_cents=50,
+        email="c@example.com",
+    )
+    job_at(
+        make_job,
+        "awaiting_payment",
+        created=at(2026, 1, 10, 13, 0),
+        amount_cents=300,
+        email="d@example.com",
+    )
+    job_at(
+        make_job,
+        "completed",
+        created=at(2026, 1, 10, 14, 0),
+        paid=at(2026, 1, 10, 15, 0),
+        amount_cents=200,
+        upscale_cost_cents=20,
+        email="b@example.com",
+    )
 
 
 def figures(row):
-    keys = ("period_label", "currency", "revenue", "refunds", "cost", "profit", "margin",
-            "orders", "aov", "customers")
+    keys = (
+        "period_label",
+        "currency",
+        "revenue",
+        "refunds",
+        "cost",
+        "profit",
+        "margin",
+        "orders",
+        "aov",
+        "customers",
+    )
     return tuple(row[key] for key in keys)
 
 
@@ -77,13 +119,16 @@ def test_revenue_per_day_in_site_time_zone_keeps_currencies_apart(manager_client
     }
     html = response.content.decode()
     assert "$17.00" in html and "€7.00" in html
-    assert "<svg" in html and "<title id=\"smi-revenue-usd-title\">" in html
+    assert "<svg" in html and '<title id="smi-revenue-usd-title">' in html
 
 
 @override_settings(TIME_ZONE="UTC")
 def test_revenue_day_boundary_moves_with_the_time_zone(manager_client, revenue_orders):
     response = manager_client.get(reverse("wagtail_smi_reports:revenue"))
-    labels = [(row["period_label"], row["currency"], row["revenue"]) for row in response.context["object_list"]]
+    labels = [
+        (row["period_label"], row["currency"], row["revenue"])
+        for row in response.context["object_list"]
+    ]
     assert labels == [("2026-01-10", "eur", 700), ("2026-01-10", "usd", 1700)]
 
 
@@ -102,8 +147,20 @@ def test_revenue_date_filter_uses_site_days(manager_client, revenue_orders):
 @override_settings(TIME_ZONE="UTC")
 def test_revenue_per_week_uses_iso_weeks(manager_client, make_job):
     # Sunday 2026-01-11 and Monday 2026-01-12 fall in ISO weeks 2 and 3.
-    job_at(make_job, "completed", created=at(2026, 1, 11, 12), paid=at(2026, 1, 11, 12), amount_cents=100)
-    job_at(make_job, "completed", created=at(2026, 1, 12, 12), paid=at(2026, 1, 12, 12), amount_cents=200)
+    job_at(
+        make_job,
+        "completed",
+        created=at(2026, 1, 11, 12),
+        paid=at(2026, 1, 11, 12),
+        amount_cents=100,
+    )
+    job_at(
+        make_job,
+        "completed",
+        created=at(2026, 1, 12, 12),
+        paid=at(2026, 1, 12, 12),
+        amount_cents=200,
+    )
     response = manager_client.get(reverse("wagtail_smi_reports:revenue"), {"period": "week"})
     assert [(r["period_label"], r["revenue"]) for r in response.context["object_list"]] == [
         ("2026-W03", 200),
@@ -125,14 +182,34 @@ def test_images_report_clicks_purchases_conversion_and_top_resolution(
     manager_client, make_job, make_image, site
 ):
     when = at(2026, 2, 1, 12)
-    best, other, unsold = make_image(title="Best"), make_image(title="Other"), make_image(title="Unsold")
+    best, other, unsold = (
+        make_image(title="Best"),
+        make_image(title="Other"),
+        make_image(title="Unsold"),
+    )
     page = site.root_page
     for amount, factor in ((500, 4), (500, 4), (1900, 8)):
-        job_at(make_job, "completed", image=best, created=when, paid=when,
-               amount_cents=amount, factor=factor, upscale_cost_cents=10)
+        job_at(
+            make_job,
+            "completed",
+            image=best,
+            created=when,
+            paid=when,
+            amount_cents=amount,
+            factor=factor,
+            upscale_cost_cents=10,
+        )
     job_at(make_job, "awaiting_payment", image=best, created=when, amount_cents=1900, factor=8)
-    job_at(make_job, "refunded", image=other, created=when, paid=when, amount_cents=300,
-           refund_amount_cents=300, currency="gbp")
+    job_at(
+        make_job,
+        "refunded",
+        image=other,
+        created=when,
+        paid=when,
+        amount_cents=300,
+        refund_amount_cents=300,
+        currency="gbp",
+    )
     clicks(best.pk, page.pk, 6, when)
     clicks(other.pk, page.pk, 4, when)
     clicks(unsold.pk, page.pk, 2, when)
@@ -140,8 +217,16 @@ def test_images_report_clicks_purchases_conversion_and_top_resolution(
     response = manager_client.get(reverse("wagtail_smi_reports:images"), {"ordering": "-clicks"})
     assert response.status_code == 200
     rows = [
-        (r["title"], r["currency"], r["clicks"], r["purchases"], r["conversion"], r["revenue"],
-         r["profit"], r["top_resolution"])
+        (
+            r["title"],
+            r["currency"],
+            r["clicks"],
+            r["purchases"],
+            r["conversion"],
+            r["revenue"],
+            r["profit"],
+            r["top_resolution"],
+        )
         for r in response.context["object_list"]
     ]
     assert rows == [
@@ -157,10 +242,26 @@ def test_images_report_clicks_purchases_conversion_and_top_resolution(
     assert (usd["ref"], usd["clicks"], usd["purchases"], usd["revenue"]) == (page.pk, 12, 3, 2900)
 
 
-def test_images_report_date_filter_limits_clicks_and_orders(manager_client, make_job, make_image, site):
+def test_images_report_date_filter_limits_clicks_and_orders(
+    manager_client, make_job, make_image, site
+):
     image = make_image(title="Dated")
-    job_at(make_job, "completed", image=image, created=at(2026, 3, 1, 12), paid=at(2026, 3, 1, 12), amount_cents=500)
-    job_at(make_job, "completed", image=image, created=at(2026, 3, 5, 12), paid=at(2026, 3, 5, 12), amount_cents=700)
+    job_at(
+        make_job,
+        "completed",
+        image=image,
+        created=at(2026, 3, 1, 12),
+        paid=at(2026, 3, 1, 12),
+        amount_cents=500,
+    )
+    job_at(
+        make_job,
+        "completed",
+        image=image,
+        created=at(2026, 3, 5, 12),
+        paid=at(2026, 3, 5, 12),
+        amount_cents=700,
+    )
     clicks(image.pk, site.root_page.pk, 3, at(2026, 3, 1, 12))
     response = manager_client.get(
         reverse("wagtail_smi_reports:images"),
@@ -170,7 +271,9 @@ def test_images_report_date_filter_limits_clicks_and_orders(manager_client, make
     assert (row["clicks"], row["purchases"], row["revenue"]) == (3, 1, 500)
 
 
-def test_funnel_counts_stages_rates_and_popular_resolutions(manager_client, make_job, make_image, site):
+def test_funnel_counts_stages_rates_and_popular_resolutions(
+    manager_client, make_job, make_image, site
+):
     when = at(2026, 4, 1, 12)
     image = make_image()
     clicks(image.pk, site.root_page.pk, 10, when)
@@ -183,7 +286,10 @@ def test_funnel_counts_stages_rates_and_popular_resolutions(manager_client, make
     job_at(make_job, "awaiting_payment", image=image, created=when, factor=4)
 
     response = manager_client.get(reverse("wagtail_smi_reports:funnel"))
-    stages = [(r["stage"], r["count"], r["of_previous"], r["of_first"]) for r in response.context["object_list"]]
+    stages = [
+        (r["stage"], r["count"], r["of_previous"], r["of_first"])
+        for r in response.context["object_list"]
+    ]
     assert stages == [
         ("Clicks", 10, None, Decimal("100.0")),
         ("Checkouts started", 5, Decimal("50.0"), Decimal("50.0")),
@@ -192,7 +298,9 @@ def test_funnel_counts_stages_rates_and_popular_resolutions(manager_client, make
     ]
     f = response.context["figures"]
     assert (f["abandonment_rate"], f["refund_rate"]) == (Decimal("40.0"), Decimal("33.3"))
-    assert [(r["resolution"], r["started"], r["paid"]) for r in response.context["popular_resolutions"]] == [
+    assert [
+        (r["resolution"], r["started"], r["paid"]) for r in response.context["popular_resolutions"]
+    ] == [
         ("4x", 3, 2),
         ("8x", 2, 1),
     ]
@@ -212,8 +320,16 @@ def _orders(make_job, make_image, site, count: int, image_pool):
     when = at(2026, 5, 1, 12)
     for i in range(count):
         image = image_pool[i % len(image_pool)]
-        job_at(make_job, "completed", image=image, created=when, paid=when,
-               amount_cents=500 + i, currency=("usd", "eur")[i % 2], email=f"c{i}@example.com")
+        job_at(
+            make_job,
+            "completed",
+            image=image,
+            created=when,
+            paid=when,
+            amount_cents=500 + i,
+            currency=("usd", "eur")[i % 2],
+            email=f"c{i}@example.com",
+        )
     clicks(image_pool[0].pk, site.root_page.pk, count, when)
 
 
@@ -228,7 +344,9 @@ def _orders(make_job, make_image, site, count: int, image_pool):
         ("funnel", {}),
     ],
 )
-def test_report_query_count_does_not_grow_with_orders(manager_client, make_job, make_image, site, name, params):
+def test_report_query_count_does_not_grow_with_orders(
+    manager_client, make_job, make_image, site, name, params
+):
     images = [make_image(title=f"Pool {i}") for i in range(3)]
     unsold = make_image(title="Clicked only")
     clicks(unsold.pk, site.root_page.pk, 1, at(2026, 5, 1, 12))

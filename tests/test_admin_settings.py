@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 from wagtail.test.utils.form_data import nested_form_data, streamfield
 
-from tests.admin_support import *  # noqa: F403  (user and client fixtures)
 from wagtail_smi.models import SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
@@ -59,11 +58,14 @@ def test_valid_settings_are_saved(admin_client, site):
     assert (saved.currency, str(saved.markup_percent)) == ("eur", "150.00")
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("markup_percent", "-1", "zero or more"),
-    ("currency", "xyz", "not a currency Stripe accepts"),
-    ("currency", "us", "not a currency Stripe accepts"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("markup_percent", "-1", "zero or more"),
+        ("currency", "xyz", "not a currency Stripe accepts"),
+        ("currency", "us", "not a currency Stripe accepts"),
+    ],
+)
 def test_invalid_values_are_refused(admin_client, site, field, value, message):
     response = post_settings(admin_client, site, **{field: value})
     assert response.status_code == 200
@@ -74,8 +76,11 @@ def test_invalid_values_are_refused(admin_client, site, field, value, message):
 
 def test_at_least_one_resolution_must_be_offered(admin_client, site):
     response = post_settings(
-        admin_client, site,
-        resolutions=streamfield([resolution(enabled=False), resolution("8x", 8, "P", enabled=False)]),
+        admin_client,
+        site,
+        resolutions=streamfield(
+            [resolution(enabled=False), resolution("8x", 8, "P", enabled=False)]
+        ),
     )
     assert response.status_code == 200
     assert "Offer at least one resolution." in str(response.context["form"].errors["resolutions"])
@@ -131,21 +136,29 @@ def test_preview_with_defaults_matches_the_spec_examples(admin_client):
 
 
 def test_preview_uses_unsaved_form_values(admin_client):
-    response = preview(admin_client, {
-        "currency": "eur", "markup_percent": "100", "minimum_price_cents": "0",
-        "resolution": ["2x:2:1:Small", "8x:8:0:Off"],
-    })
+    response = preview(
+        admin_client,
+        {
+            "currency": "eur",
+            "markup_percent": "100",
+            "minimum_price_cents": "0",
+            "resolution": ["2x:2:1:Small", "8x:8:0:Off"],
+        },
+    )
     # 1000×1000 at 2x: 4 MP → 1 credit → 0.04 → ×2 = 0.08 €.
     assert prices(response) == {("1000x1000", "2x"): "€0.08", ("2000x1500", "2x"): "€0.24"}
 
 
-@pytest.mark.parametrize("params,field", [
-    ({"markup_percent": "-5"}, "markup_percent"),
-    ({"markup_percent": "abc"}, "markup_percent"),
-    ({"currency": "zzz"}, "currency"),
-    ({"minimum_price_cents": "1.5"}, "minimum_price_cents"),
-    ({"resolution": "4x:x:1"}, "resolution"),
-])
+@pytest.mark.parametrize(
+    "params,field",
+    [
+        ({"markup_percent": "-5"}, "markup_percent"),
+        ({"markup_percent": "abc"}, "markup_percent"),
+        ({"currency": "zzz"}, "currency"),
+        ({"minimum_price_cents": "1.5"}, "minimum_price_cents"),
+        ({"resolution": "4x:x:1"}, "resolution"),
+    ],
+)
 def test_preview_names_the_bad_field(admin_client, params, field):
     response = preview(admin_client, params)
     assert response.status_code == 400

@@ -3,14 +3,13 @@ phone-sized screen, and the purchase page with JavaScript switched off.
 
 Runs on the demo content (``smi_demo_content``) served by pytest-django's live server,
 with the dummy payment provider, whose checkout page lives on the same server.
-Set ``SMI_SCREENSHOTS=1`` to refresh docs/screenshots/modal-{desktop,phone}.png.
+The docs' screenshots of the modal are taken by ``bench/screenshots.py``, not here.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 from django.core.cache import caches
@@ -18,13 +17,8 @@ from django.core.management import call_command
 from wagtail.images import get_image_model
 
 from demo_site.home.models import GalleryPage
-from tests import browser
 from wagtail_smi import pricing
 from wagtail_smi.models import PurchaseJob, SmiSiteSettings
-
-# The shared Playwright fixtures (see tests/browser.py).
-chromium, browser_page, new_browser_page = browser.chromium, browser.browser_page, browser.new_browser_page
-DESKTOP, PHONE = browser.DESKTOP, browser.PHONE
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,7 +27,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHECKOUT_URL = re.compile(r"/smi/dummy-checkout/[0-9a-f-]{36}/\?key=")
 
 
@@ -42,7 +35,9 @@ def shop(wagtail_baseline, live_server, settings):
     """Demo content on the live server; returns the gallery's absolute URL."""
     caches["default"].clear()
     settings.WAGTAIL_SMI = {
-        **settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url, "PAYMENT_BACKEND": "dummy",
+        **settings.WAGTAIL_SMI,
+        "PUBLIC_BASE_URL": live_server.url,
+        "PAYMENT_BACKEND": "dummy",
     }
     call_command("smi_demo_content", stdout=open(os.devnull, "w"))
     gallery = GalleryPage.objects.get(slug="gallery")
@@ -107,7 +102,9 @@ def test_the_modal_works_with_the_keyboard_only(shop, browser_page):
     page.keyboard.press("Enter")
     dialog = page.locator("dialog.smi-dialog")
     dialog.locator(".smi-option").first.wait_for()
-    assert page.evaluate("document.querySelector('dialog.smi-dialog').contains(document.activeElement)")
+    assert page.evaluate(
+        "document.querySelector('dialog.smi-dialog').contains(document.activeElement)"
+    )
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
     assert page.evaluate("document.activeElement.classList.contains('smi-get-button')")
@@ -148,7 +145,9 @@ def test_the_controls_are_labelled(shop, browser_page):
 
 @pytest.mark.parametrize("width", [320, 375])
 def test_the_modal_fits_a_phone_screen(shop, new_browser_page, width):
-    page = new_browser_page(viewport={"width": width, "height": 740}, is_mobile=True, has_touch=True)
+    page = new_browser_page(
+        viewport={"width": width, "height": 740}, is_mobile=True, has_touch=True
+    )
     page.goto(shop)
     page.locator(".smi-get-button").first.click()
     dialog = page.locator("dialog.smi-dialog")
@@ -156,7 +155,9 @@ def test_the_modal_fits_a_phone_screen(shop, new_browser_page, width):
 
     box = dialog.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
-    assert page.evaluate("document.querySelector('dialog.smi-dialog').scrollWidth") <= box["width"] + 1
+    assert (
+        page.evaluate("document.querySelector('dialog.smi-dialog').scrollWidth") <= box["width"] + 1
+    )
     submit = dialog.locator("button[type=submit]")
     submit.scroll_into_view_if_needed()
     submit_box = submit.bounding_box()
@@ -186,9 +187,9 @@ def test_the_purchase_page_works_without_javascript(shop, new_browser_page):
     page.wait_for_url(re.compile(rf"/smi/buy/{image_id}/\?page=\d+$"))
     prices = {
         option.get_attribute("value"): int(
-            page.locator(f"label[for={option.get_attribute('id')}] .smi-option__price").get_attribute(
-                "data-price-cents"
-            )
+            page.locator(
+                f"label[for={option.get_attribute('id')}] .smi-option__price"
+            ).get_attribute("data-price-cents")
         )
         for option in page.locator("input[name=resolution]").all()
     }
@@ -197,22 +198,6 @@ def test_the_purchase_page_works_without_javascript(shop, new_browser_page):
     page.locator("button[type=submit]").click()
     page.wait_for_url(CHECKOUT_URL)
     assert PurchaseJob.objects.get().resolution == "8x"
-
-
-@pytest.mark.skipif(not os.environ.get("SMI_SCREENSHOTS"), reason="set SMI_SCREENSHOTS=1 to refresh the docs' screenshots")
-def test_refresh_modal_screenshots(shop, new_browser_page):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name, viewport, extra in [
-        ("modal-desktop.png", DESKTOP, {}),
-        ("modal-phone.png", PHONE, {"is_mobile": True, "has_touch": True, "device_scale_factor": 2}),
-    ]:
-        page = new_browser_page(viewport=viewport, **extra)
-        page.goto(shop)
-        page.locator(".smi-get-button").nth(1).click()
-        dialog = page.locator("dialog.smi-dialog")
-        dialog.locator(".smi-option").first.wait_for()
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SCREENSHOTS / name))
 
 
 def test_paying_leads_to_the_order_page_with_the_download(shop, browser_page):
@@ -232,7 +217,9 @@ def test_paying_leads_to_the_order_page_with_the_download(shop, browser_page):
     page.locator(".smi-stages li[data-stage=ready][aria-current=step]").wait_for()
     download = page.locator(".smi-download a")
     assert download.is_visible()
-    assert download.get_attribute("href").endswith(f"/smi/orders/{job.pk}/download/?key={job.access_key}")
+    assert download.get_attribute("href").endswith(
+        f"/smi/orders/{job.pk}/download/?key={job.access_key}"
+    )
 
 
 def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
@@ -248,7 +235,9 @@ def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
 
     listing = SaleListing.objects.filter(via_block=True).first()
     job = start_checkout(
-        offer=sale_offer(listing.image_id, listing.page_id), resolution_key="4x", email="a@example.com"
+        offer=sale_offer(listing.image_id, listing.page_id),
+        resolution_key="4x",
+        email="a@example.com",
     )
     workflow.transition(job, "paid", code="payment_received")
     page = browser_page
@@ -259,7 +248,10 @@ def test_the_order_page_follows_the_job_by_polling(shop, browser_page):
     workflow.transition(job, "processing", code="processing_started")
     page.locator(".smi-stages li[data-stage=upscaling][aria-current=step]").wait_for()
     workflow.transition(
-        job, "completed", code="delivered", result_path="smi/test.png",
+        job,
+        "completed",
+        code="delivered",
+        result_path="smi/test.png",
         token_expires_at=timezone.now() + timedelta(hours=24),
     )
 

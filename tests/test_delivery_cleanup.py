@@ -22,7 +22,9 @@ def stored(job) -> str:
     return storage.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"png"))
 
 
-def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job, django_capture_on_commit_callbacks):
+def test_cleanup_deletes_expired_files_and_keeps_the_orders(
+    make_job, django_capture_on_commit_callbacks
+):
     expired = make_job("completed", paid_at=timezone.now())
     expired.result_path = stored(expired)
     expired.token_expires_at = timezone.now() - timedelta(minutes=1)
@@ -31,7 +33,9 @@ def test_cleanup_deletes_expired_files_and_keeps_the_orders(make_job, django_cap
     current.result_path = stored(current)
     current.token_expires_at = timezone.now() + timedelta(hours=1)
     current.save()
-    refunded = make_job("refunded", paid_at=timezone.now(), token_expires_at=timezone.now() + timedelta(hours=1))
+    refunded = make_job(
+        "refunded", paid_at=timezone.now(), token_expires_at=timezone.now() + timedelta(hours=1)
+    )
     refunded.result_path = stored(refunded)
     refunded.save()
 
@@ -71,8 +75,12 @@ def test_cleanup_keeps_a_file_whose_link_was_resent_after_cleanup_listed_it(
     assert storage.private_storage().exists(job.result_path)
 
 
-def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(make_job, django_capture_on_commit_callbacks):
-    job = make_job("completed", paid_at=timezone.now(), token_expires_at=timezone.now() - timedelta(minutes=1))
+def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(
+    make_job, django_capture_on_commit_callbacks
+):
+    job = make_job(
+        "completed", paid_at=timezone.now(), token_expires_at=timezone.now() - timedelta(minutes=1)
+    )
     job.result_path = stored(job)
     job.save()
     now = timezone.now()
@@ -96,7 +104,11 @@ def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
 
     old.refresh_from_db()
     fresh.refresh_from_db()
-    assert old.status == "abandoned" and describe(old.events.get(to_status="abandoned")) == "Not paid within 24 hours: abandoned."
+    assert (
+        old.status == "abandoned"
+        and describe(old.events.get(to_status="abandoned"))
+        == "Not paid within 24 hours: abandoned."
+    )
     assert fresh.status == "awaiting_payment"
 
 

@@ -20,8 +20,12 @@ def delivered(make_job, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
 
     def factory(**fields):
-        job = make_job("processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill")
-        name = storage.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
+        job = make_job(
+            "processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill"
+        )
+        name = storage.private_storage().save(
+            f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD)
+        )
         token, token_values = delivery_ops.token_fields(job)
         values = {
             "status": "completed",
@@ -91,7 +95,9 @@ def test_range_request_long_after_the_last_download_counts_again(client, deliver
     job, token = delivered(download_limit=5)
     assert client.get(f"/smi/download/{token}", REMOTE_ADDR="198.51.100.1").status_code == 200
     DownloadEvent.objects.filter(job=job).update(created_at=timezone.now() - timedelta(hours=25))
-    response = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.1")
+    response = client.get(
+        f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.1"
+    )
     assert response.status_code == 206
     job.refresh_from_db()
     assert job.download_count == 2
@@ -145,20 +151,31 @@ def test_revoked_order_waiting_for_an_admin_is_410_not_425(client, delivered):
 
 
 def test_expired_link_of_an_order_waiting_for_an_admin_is_410(client, delivered):
-    _job, token = delivered(status="needs_attention", token_expires_at=timezone.now() - timedelta(seconds=1))
+    _job, token = delivered(
+        status="needs_attention", token_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert client.get(f"/smi/download/{token}").status_code == 410
 
 
-def test_odd_resolution_key_cannot_break_the_file_name_or_header(client, make_job, settings, tmp_path):
+def test_odd_resolution_key_cannot_break_the_file_name_or_header(
+    client, make_job, settings, tmp_path
+):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
-    job = make_job("processing", paid_at=timezone.now(), image_title="Old Mill", resolution='x"/\n..')
+    job = make_job(
+        "processing", paid_at=timezone.now(), image_title="Old Mill", resolution='x"/\n..'
+    )
     result = tmp_path / "result.png"
     result.write_bytes(PAYLOAD)
     name, _size, _type = storage.store_result(job, result)
     assert name.startswith(f"wagtail_smi/{job.pk}/old-mill-x") and name.count("/") == 2
     assert '"' not in name and "\n" not in name and ".." not in name
     token, values = delivery_ops.token_fields(job)
-    for key, value in {"status": "completed", "result_path": name, "result_content_type": "image/png", **values}.items():
+    for key, value in {
+        "status": "completed",
+        "result_path": name,
+        "result_content_type": "image/png",
+        **values,
+    }.items():
         setattr(job, key, value)
     job.save()
 
@@ -168,7 +185,9 @@ def test_odd_resolution_key_cannot_break_the_file_name_or_header(client, make_jo
 
 
 def test_resolution_key_that_slugifies_to_nothing_falls_back_to_image(make_job):
-    job = make_job("completed", image_title="Old Mill", resolution="/\n", result_path="wagtail_smi/x/f.png")
+    job = make_job(
+        "completed", image_title="Old Mill", resolution="/\n", result_path="wagtail_smi/x/f.png"
+    )
     assert storage.download_filename(job) == "old-mill-image-4000x4000.png"
 
 
@@ -229,7 +248,9 @@ def test_download_is_rate_limited(client, delivered, settings):
 def test_resend_issues_a_new_link_and_the_old_one_stops_working(
     client, delivered, admin_user, mailoutbox, django_capture_on_commit_callbacks
 ):
-    job, old_token = delivered(token_expires_at=timezone.now() + timedelta(minutes=5), download_count=3)
+    job, old_token = delivered(
+        token_expires_at=timezone.now() + timedelta(minutes=5), download_count=3
+    )
     with django_capture_on_commit_callbacks(execute=True):
         delivery_ops.resend_link(job.pk, actor=admin_user)
     job.refresh_from_db()
@@ -274,7 +295,11 @@ def test_signed_originals_are_not_rate_limited_per_client(client, make_job, sett
         for _ in range(3)
     ]
     # The upscaler fetches every order's original from the same address.
-    assert [client.get(url, REMOTE_ADDR="192.0.2.50").status_code for url in urls] == [200, 200, 200]
+    assert [client.get(url, REMOTE_ADDR="192.0.2.50").status_code for url in urls] == [
+        200,
+        200,
+        200,
+    ]
 
 
 def test_upsampler_uses_the_signed_original_url_when_storage_is_not_public(make_job, settings):

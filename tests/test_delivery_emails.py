@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.test import override_settings
 
+from tests.html_support import hrefs, one, select, text
 from wagtail_smi import emails
 from wagtail_smi.models import SmiSiteSettings
 
@@ -42,7 +43,10 @@ def test_download_ready_email_has_link_expiry_size_and_support(job, settings):
     assert "help@shop.example" in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html"
-    assert f'href="https://shop.example/smi/download/{token}"' in html
+    download = f"https://shop.example/smi/download/{token}"
+    button, spelled_out = [a for a in select(html, "a") if a["href"] == download]
+    assert (button.get_text(), spelled_out.get_text()) == ("Download your image", download)
+    assert one(html, "a[href^='mailto:']")["href"] == "mailto:help@shop.example"
 
 
 def test_sender_comes_from_wagtail_smi_setting(job, settings):
@@ -90,12 +94,16 @@ def test_mailbox_lists_and_shows_emails_written_by_the_file_backend(client, job,
     with override_settings(DEBUG=True, SMI_DEMO_MAILBOX_DIR=str(tmp_path)):
         listing = client.get("/smi/demo-mailbox/")
         assert listing.status_code == 200
-        assert "Old Mill" in listing.content.decode()
+        assert "Old Mill" in text(listing, "nav a strong")
         message_id = listing.context["messages"][0]["id"]
         shown = client.get("/smi/demo-mailbox/", {"message": message_id})
         assert shown.status_code == 200
-        assert "/smi/download/" + "T" * 64 in shown.content.decode()
-        assert client.get("/smi/demo-mailbox/", {"message": "../../etc/passwd:0"}).status_code == 404
+        download = "https://shop.example/smi/download/" + "T" * 64
+        assert download in hrefs(one(shown, "main pre"))  # the plain text, its address linked
+        assert download in hrefs(one(shown, "iframe[sandbox]")["srcdoc"])  # the HTML version
+        assert (
+            client.get("/smi/demo-mailbox/", {"message": "../../etc/passwd:0"}).status_code == 404
+        )
 
 
 # Money, refund wording and alternatives in the refund email --------------------------------
@@ -103,12 +111,21 @@ def test_mailbox_lists_and_shows_emails_written_by_the_file_backend(client, job,
 REFUND_TIMING = "It usually appears within 5–10 business days, depending on your bank."
 
 
-def offer(site, *resolutions, max_output_megapixels=400):
+def configure_resolutions(site, *resolutions, max_output_megapixels=400):
     """The site's resolutions: ``(key, factor, enabled)`` triples."""
     site_settings = SmiSiteSettings.for_site(site)
     site_settings.max_output_megapixels = max_output_megapixels
     site_settings.resolutions = [
-        ("resolution", {"key": key, "factor": factor, "label": f"Size {key}", "description": "", "enabled": on})
+        (
+            "resolution",
+            {
+                "key": key,
+                "factor": factor,
+                "label": f"Size {key}",
+                "description": "",
+                "enabled": on,
+            },
+        )
         for key, factor, on in resolutions
     ]
     site_settings.save()
@@ -120,8 +137,14 @@ def html_of(message) -> str:
     return html
 
 
+def html_text_of(message) -> str:
+    """What the HTML version reads as, markup aside."""
+    return text(html_of(message))
+
+
 @pytest.mark.parametrize(
-    ("currency", "amount", "shown"), [("jpy", 50, "¥50"), ("usd", 576, "$5.76"), ("chf", 1200, "12.00 CHF")]
+    ("currency", "amount", "shown"),
+    [("jpy", 50, "¥50"), ("usd", 576, "$5.76"), ("chf", 1200, "12.00 CHF")],
 )
 def test_money_in_emails_is_formatted_in_the_orders_currency(job, currency, amount, shown):
     job.currency, job.amount_cents, job.refund_amount_cents = currency, amount, amount
@@ -131,7 +154,7 @@ def test_money_in_emails_is_formatted_in_the_orders_currency(job, currency, amou
     emails.send_admin_alert(job, "look")
     for message in mail.outbox:
         assert shown in message.body, message.subject
-        assert shown in html_of(message), message.subject
+        assert shown in html_text_of(message), message.subject
         assert "0.50 JPY" not in message.body
 
 
@@ -147,27 +170,45 @@ def test_refund_timing_is_the_same_honest_phrase_in_text_and_html(job):
     emails.send_refund_notice(job)
     [message] = mail.outbox
     assert REFUND_TIMING in message.body
-    assert REFUND_TIMING in html_of(message)
+    assert REFUND_TIMING in html_text_of(message)
     assert "5–10 days to appear" not in message.body
 
 
 def test_a_failed_order_suggests_only_resolutions_offered_and_possible_for_the_image(job, site):
     # 1000 × 1000 px: 2x is 4 MP, 8x would be 64 MP (over the 20 MP limit), 3x is switched off.
-    offer(site, ("2x", 2, True), ("3x", 3, False), ("4x", 4, True), ("8x", 8, True), max_output_megapixels=20)
-    job.resolution, job.refund_reason, job.cancel_url = "4x", "upscale_failed", "https://shop.example/gallery/"
+    configure_resolutions(
+        site,
+        ("2x", 2, True),
+        ("3x", 3, False),
+        ("4x", 4, True),
+        ("8x", 8, True),
+        max_output_megapixels=20,
+    )
+    job.resolution, job.refund_reason, job.cancel_url = (
+        "4x",
+        "upscale_failed",
+        "https://shop.example/gallery/",
+    )
     emails.send_refund_notice(job)
     [message] = mail.outbox
-    for text in (message.body, html_of(message)):
-        assert "another resolution" in text
-        assert "Size 2x (2x), 2000 × 2000 px" in text
-        assert "Size 3x" not in text and "Size 8x" not in text and "Size 4x" not in text
-        assert "https://shop.example/gallery/" in text
+    assert "another resolution" in message.body
+    assert "Size 2x (2x), 2000 × 2000 px" in message.body
+    assert (
+        "Size 3x" not in message.body
+        and "Size 8x" not in message.body
+        and "Size 4x" not in message.body
+    )
+    assert "https://shop.example/gallery/" in message.body
     assert "could not process your image" in message.body
+    html = html_of(message)
+    assert "another resolution" in text(html)
+    assert [item.get_text() for item in select(html, "ul li")] == ["Size 2x (2x), 2000 × 2000 px"]
+    assert one(html, "a[href='https://shop.example/gallery/']").get_text() == "Order it here"
 
 
 @pytest.mark.parametrize("reason", ["result_invalid", "result_unavailable", "upscale_failed"])
 def test_every_processing_failure_reason_suggests_alternatives(job, site, reason):
-    offer(site, ("4x", 4, True), ("8x", 8, True))
+    configure_resolutions(site, ("4x", 4, True), ("8x", 8, True))
     job.refund_reason = reason
     emails.send_refund_notice(job)
     assert "Size 8x (8x), 8000 × 8000 px" in mail.outbox[0].body
@@ -175,18 +216,19 @@ def test_every_processing_failure_reason_suggests_alternatives(job, site, reason
 
 @pytest.mark.parametrize("reason", ["customer asked", "Refunded from the Stripe dashboard", ""])
 def test_a_refund_the_order_did_not_cause_suggests_nothing_else(job, site, reason):
-    offer(site, ("4x", 4, True), ("8x", 8, True))
+    configure_resolutions(site, ("4x", 4, True), ("8x", 8, True))
     job.refund_reason = reason
     emails.send_refund_notice(job)
     [message] = mail.outbox
-    for text in (message.body, html_of(message)):
-        assert "another resolution" not in text
-        assert "8x" not in text
-        assert "has been refunded" in text
+    for words in (message.body, html_text_of(message)):
+        assert "another resolution" not in words
+        assert "8x" not in words
+        assert "has been refunded" in words
+    assert select(html_of(message), "ul li") == [] and "8x" not in html_of(message)
 
 
 def test_no_alternatives_when_nothing_else_fits_the_image(job, site):
-    offer(site, ("4x", 4, True), ("8x", 8, True), max_output_megapixels=20)
+    configure_resolutions(site, ("4x", 4, True), ("8x", 8, True), max_output_megapixels=20)
     job.refund_reason = "result_invalid"
     emails.send_refund_notice(job)
     assert "another resolution" not in mail.outbox[0].body

@@ -23,7 +23,9 @@ class RefusingCustomerBackend(locmem.EmailBackend):
     def send_messages(self, messages):
         for message in messages:
             if "buyer@example.com" in message.to:
-                raise smtplib.SMTPRecipientsRefused({"buyer@example.com": (550, b"mailbox unavailable")})
+                raise smtplib.SMTPRecipientsRefused(
+                    {"buyer@example.com": (550, b"mailbox unavailable")}
+                )
         return super().send_messages(messages)
 
 
@@ -35,7 +37,9 @@ def processed(make_job, settings, tmp_path):
     """A job the worker has just finished upscaling (the result file is in hand)."""
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
     settings.ADMINS = [("Ops", "ops@example.com")]
-    job = make_job("processing", paid_at=timezone.now(), email="buyer@example.com", image_title="Old Mill")
+    job = make_job(
+        "processing", paid_at=timezone.now(), email="buyer@example.com", image_title="Old Mill"
+    )
     result = tmp_path / "result.png"
     result.write_bytes(make_image_file(8, 8, fmt="PNG"))
     return job, result
@@ -94,7 +98,9 @@ def test_sweeper_sends_an_unsent_download_email_again_with_a_working_link(
         assert maintenance.sweep()["emails_retried"] == 0
 
 
-def test_sweeper_gives_up_on_the_download_email_after_a_day(processed, settings, django_capture_on_commit_callbacks):
+def test_sweeper_gives_up_on_the_download_email_after_a_day(
+    processed, settings, django_capture_on_commit_callbacks
+):
     job, result = processed
     settings.EMAIL_BACKEND = REFUSING
     with django_capture_on_commit_callbacks(execute=True):
@@ -106,4 +112,3 @@ def test_sweeper_gives_up_on_the_download_email_after_a_day(processed, settings,
     with django_capture_on_commit_callbacks(execute=True):
         assert maintenance.sweep()["emails_retried"] == 0
     assert mail.outbox == []
-

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import *  # noqa: F403  (the chromium and browser_page fixtures)
-from tests.stripe_fixtures import *  # noqa: F403
 from wagtail_smi.models import PurchaseJob
 from wagtail_smi.payments import get_payment_provider
 from wagtail_smi.workflow import update_job
@@ -16,19 +14,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def dummy_checkout(wagtail_baseline, live_server, settings, make_job):
     settings.WAGTAIL_SMI = {
-        **settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url, "PAYMENT_BACKEND": "dummy",
+        **settings.WAGTAIL_SMI,
+        "PUBLIC_BASE_URL": live_server.url,
+        "PAYMENT_BACKEND": "dummy",
     }
 
     def factory():
         job = make_job(factor=8, amount_cents=192, cancel_url=f"{live_server.url}/back-to-gallery/")
-        session = get_payment_provider().create_checkout(job, success_url="", cancel_url=job.cancel_url)
+        session = get_payment_provider().create_checkout(
+            job, success_url="", cancel_url=job.cancel_url
+        )
         job = update_job(job, payment_provider="dummy", checkout_url=session.url)
         return job
 
     return factory
 
 
-def test_decline_then_pay_lands_on_the_order_page(dummy_checkout, browser_page, enqueued, emails_sent):
+def test_decline_then_pay_lands_on_the_order_page(
+    dummy_checkout, browser_page, enqueued, emails_sent
+):
     job = dummy_checkout()
     page = browser_page
     page.goto(job.checkout_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import deliver
 from wagtail_smi.models import JobEvent, PurchaseJob
 from wagtail_smi.operations import RefundNotPossible
@@ -47,7 +46,9 @@ def test_a_second_refund_request_for_the_same_job_is_not_sent(paid_stripe_job, f
     assert again.refund_reason == "Upscaling failed"
 
 
-def test_a_retry_after_a_crash_replays_the_refund_instead_of_repeating_it(paid_stripe_job, fake_stripe):
+def test_a_retry_after_a_crash_replays_the_refund_instead_of_repeating_it(
+    paid_stripe_job, fake_stripe
+):
     """The provider refunded but we never recorded it: the same key gets the same refund."""
     job = paid_stripe_job("failed")
     provider = get_payment_provider("stripe")
@@ -128,7 +129,9 @@ def test_refunding_a_processing_job_moves_it_to_failed_first(paid_stripe_job):
 
     refunded = refund_job(job.pk, reason="Customer asked")
 
-    steps = list(JobEvent.objects.filter(job=job, kind="transition").values_list("to_status", flat=True))
+    steps = list(
+        JobEvent.objects.filter(job=job, kind="transition").values_list("to_status", flat=True)
+    )
     assert steps[-2:] == ["failed", "refunded"]
     assert refunded.status == "refunded"
 
@@ -180,8 +183,9 @@ def test_the_test_server_refuses_refunds_above_the_charge(paid_stripe_job, fake_
     import stripe
 
     job = paid_stripe_job("failed")
-    client = stripe.StripeClient("sk_test_wagtail_smi", base_addresses={"api": fake_stripe.base_url},
-                                 max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_test_wagtail_smi", base_addresses={"api": fake_stripe.base_url}, max_network_retries=0
+    )
     client.v1.refunds.create(params={"payment_intent": job.payment_intent_id, "amount": 150})
     with pytest.raises(stripe.InvalidRequestError, match="greater than unrefunded amount"):
         client.v1.refunds.create(params={"payment_intent": job.payment_intent_id, "amount": 50})
@@ -198,7 +202,9 @@ class TestDummyRefunds:
         assert first == again
         assert first.status == "succeeded"
 
-    def test_refund_job_with_the_dummy_provider(self, make_job, emails_sent, django_capture_on_commit_callbacks):
+    def test_refund_job_with_the_dummy_provider(
+        self, make_job, emails_sent, django_capture_on_commit_callbacks
+    ):
         from django.utils import timezone
 
         job = make_job("failed", payment_provider="dummy", paid_at=timezone.now())
@@ -223,8 +229,12 @@ def test_a_refund_the_webhook_recorded_meanwhile_is_counted_once(
         result = real_refund(self, job, **kwargs)
         # Stripe's charge.refunded webhook lands before refund_job records the result.
         refunds.record_provider_refund(
-            job.pk, refunded_total_cents=result.amount_cents, refund_id=result.refund_id,
-            full=False, provider="stripe", reference="ch_test",
+            job.pk,
+            refunded_total_cents=result.amount_cents,
+            refund_id=result.refund_id,
+            full=False,
+            provider="stripe",
+            reference="ch_test",
         )
         return result
 

@@ -7,7 +7,6 @@ import time
 import pytest
 import stripe
 
-from tests.stripe_fixtures import *  # noqa: F403
 from wagtail_smi.conf import smi_settings
 from wagtail_smi.payments import CheckoutSession, PaymentProviderError, get_payment_provider
 
@@ -43,7 +42,10 @@ def test_checkout_session_is_built_from_the_job(stripe_settings, fake_stripe, ma
     assert item["price_data"]["unit_amount"] == "192"
     assert item["price_data"]["currency"] == "eur"
     assert item["price_data"]["product_data"]["name"] == "High-resolution image (8x)"
-    assert item["price_data"]["product_data"]["description"] == "Upscaled from 1000×1000 to 8000×8000 pixels"
+    assert (
+        item["price_data"]["product_data"]["description"]
+        == "Upscaled from 1000×1000 to 8000×8000 pixels"
+    )
     assert params["metadata"] == {"job_id": str(job.pk)}
     assert params["payment_intent_data"]["metadata"] == {"job_id": str(job.pk)}
     assert params["customer_email"] == "buyer@example.com"
@@ -52,7 +54,12 @@ def test_checkout_session_is_built_from_the_job(stripe_settings, fake_stripe, ma
     expires_in = int(params["expires_at"]) - time.time()
     assert 30 * 60 < expires_in <= 60 * 60 + 5
     # Options not switched on are not sent.
-    for absent in ("automatic_tax", "allow_promotion_codes", "invoice_creation", "consent_collection"):
+    for absent in (
+        "automatic_tax",
+        "allow_promotion_codes",
+        "invoice_creation",
+        "consent_collection",
+    ):
         assert absent not in params
 
 
@@ -61,7 +68,9 @@ def test_checkout_without_email_lets_stripe_collect_it(stripe_settings, fake_str
     assert "customer_email" not in fake_stripe.sessions[session.session_id]["_params"]
 
 
-def test_checkout_pins_the_api_version_and_uses_a_job_idempotency_key(stripe_settings, fake_stripe, make_job):
+def test_checkout_pins_the_api_version_and_uses_a_job_idempotency_key(
+    stripe_settings, fake_stripe, make_job
+):
     job = make_job()
     first = create(job)
     again = create(job)
@@ -99,19 +108,29 @@ def test_pass_through_options_from_settings(settings, stripe_settings, fake_stri
     assert int(params["expires_at"]) - time.time() > 110 * 60
 
 
-def test_product_image_only_when_the_site_is_public(settings, stripe_settings, fake_stripe, make_job):
+def test_product_image_only_when_the_site_is_public(
+    settings, stripe_settings, fake_stripe, make_job
+):
     local = create(make_job())
-    assert "images" not in fake_stripe.sessions[local.session_id]["_params"]["line_items"][0]["price_data"]["product_data"]
+    assert (
+        "images"
+        not in fake_stripe.sessions[local.session_id]["_params"]["line_items"][0]["price_data"][
+            "product_data"
+        ]
+    )
 
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "https://shop.example.com"}
     public = create(make_job())
-    product = fake_stripe.sessions[public.session_id]["_params"]["line_items"][0]["price_data"]["product_data"]
+    product = fake_stripe.sessions[public.session_id]["_params"]["line_items"][0]["price_data"][
+        "product_data"
+    ]
     assert len(product["images"]) == 1
     assert product["images"][0].startswith("https://shop.example.com/")
 
 
 @pytest.mark.parametrize(
-    "base", ["http://shop.example.com", "https://localhost:8000", "https://10.0.0.5", "https://127.0.0.1"]
+    "base",
+    ["http://shop.example.com", "https://localhost:8000", "https://10.0.0.5", "https://127.0.0.1"],
 )
 def test_no_product_image_for_private_or_plain_http_sites(settings, base):
     from wagtail_smi.payments.stripe import site_is_public
@@ -120,7 +139,9 @@ def test_no_product_image_for_private_or_plain_http_sites(settings, base):
     assert site_is_public() is False
 
 
-def test_stripe_refusing_the_checkout_raises_a_provider_error(settings, stripe_settings, fake_stripe, make_job):
+def test_stripe_refusing_the_checkout_raises_a_provider_error(
+    settings, stripe_settings, fake_stripe, make_job
+):
     settings.WAGTAIL_SMI = {
         **settings.WAGTAIL_SMI,
         "STRIPE": {**settings.WAGTAIL_SMI["STRIPE"], "SECRET_KEY": "sk_test_wrong"},

@@ -10,7 +10,6 @@ import pytest
 from django.db import close_old_connections, connection
 from django.test import Client
 
-from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import deliver, open_checkout
 from wagtail_smi.models import JobEvent, ProcessedWebhookEvent, PurchaseJob
 
@@ -57,9 +56,13 @@ class TestPayment:
         deliver(client, payload, signature)
         assert PurchaseJob.objects.get(pk=stripe_job.pk).email == "collected@example.com"
 
-    def test_an_email_given_at_checkout_is_kept(self, client, fake_stripe, stripe_settings, make_job):
+    def test_an_email_given_at_checkout_is_kept(
+        self, client, fake_stripe, stripe_settings, make_job
+    ):
         job = checkout(make_job(email="given@example.com"))
-        _, payload, signature = fake_stripe.complete_session(job.checkout_session_id, email="other@example.com")
+        _, payload, signature = fake_stripe.complete_session(
+            job.checkout_session_id, email="other@example.com"
+        )
         deliver(client, payload, signature)
         assert PurchaseJob.objects.get(pk=job.pk).email == "given@example.com"
 
@@ -82,7 +85,9 @@ class TestPayment:
         with django_capture_on_commit_callbacks(execute=True):
             deliver(client, payload, signature)
             # Stripe can send a different event (new id) about the same payment.
-            _, payload2, signature2 = fake_stripe.make_event("checkout.session.completed", event["data"]["object"])
+            _, payload2, signature2 = fake_stripe.make_event(
+                "checkout.session.completed", event["data"]["object"]
+            )
             response = deliver(client, payload2, signature2)
         assert response.json()["status"] == "already_paid"
         assert paid_transitions(stripe_job) == 1
@@ -91,7 +96,9 @@ class TestPayment:
     def test_unpaid_completion_waits_for_the_async_payment(
         self, client, fake_stripe, stripe_job, enqueued, django_capture_on_commit_callbacks
     ):
-        _, payload, signature = fake_stripe.complete_session(stripe_job.checkout_session_id, paid=False)
+        _, payload, signature = fake_stripe.complete_session(
+            stripe_job.checkout_session_id, paid=False
+        )
         with django_capture_on_commit_callbacks(execute=True):
             assert deliver(client, payload, signature).json()["status"] == "waiting_for_payment"
         job = PurchaseJob.objects.get(pk=stripe_job.pk)
@@ -99,18 +106,30 @@ class TestPayment:
         assert job.email == "buyer@example.com"
         assert enqueued == []
 
-        _, payload, signature = fake_stripe.async_payment(stripe_job.checkout_session_id, succeeded=True)
+        _, payload, signature = fake_stripe.async_payment(
+            stripe_job.checkout_session_id, succeeded=True
+        )
         with django_capture_on_commit_callbacks(execute=True):
             assert deliver(client, payload, signature).json()["status"] == "paid"
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "paid"
         assert enqueued == [str(stripe_job.pk)]
 
     def test_a_failed_async_payment_tells_the_customer_and_keeps_the_job_unpaid(
-        self, client, fake_stripe, stripe_job, enqueued, emails_sent, django_capture_on_commit_callbacks
+        self,
+        client,
+        fake_stripe,
+        stripe_job,
+        enqueued,
+        emails_sent,
+        django_capture_on_commit_callbacks,
     ):
-        _, payload, signature = fake_stripe.complete_session(stripe_job.checkout_session_id, paid=False)
+        _, payload, signature = fake_stripe.complete_session(
+            stripe_job.checkout_session_id, paid=False
+        )
         deliver(client, payload, signature)
-        _, payload, signature = fake_stripe.async_payment(stripe_job.checkout_session_id, succeeded=False)
+        _, payload, signature = fake_stripe.async_payment(
+            stripe_job.checkout_session_id, succeeded=False
+        )
         with django_capture_on_commit_callbacks(execute=True):
             assert deliver(client, payload, signature).json()["status"] == "payment_failed"
 
@@ -120,7 +139,9 @@ class TestPayment:
         assert emails_sent == [("send_payment_failed", str(job.pk))]
         assert enqueued == []
 
-    def test_a_job_is_found_by_session_id_when_metadata_is_missing(self, client, fake_stripe, stripe_job):
+    def test_a_job_is_found_by_session_id_when_metadata_is_missing(
+        self, client, fake_stripe, stripe_job
+    ):
         event, _, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
         session = event["data"]["object"]
         session["metadata"] = {}
@@ -132,14 +153,19 @@ class TestPayment:
 
 @pytest.mark.django_db
 class TestSignature:
-    def test_forged_signature_is_refused_and_changes_nothing(self, client, fake_stripe, stripe_job, enqueued):
+    def test_forged_signature_is_refused_and_changes_nothing(
+        self, client, fake_stripe, stripe_job, enqueued
+    ):
         _, payload, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
         forged = fake_stripe.sign(payload, secret="whsec_someone_else")
 
         response = deliver(client, payload, forged)
 
         assert response.status_code == 400
-        assert response.json() == {"error": "bad_signature", "message": "The Stripe-Signature header is wrong or too old."}
+        assert response.json() == {
+            "error": "bad_signature",
+            "message": "The Stripe-Signature header is wrong or too old.",
+        }
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
         assert ProcessedWebhookEvent.objects.count() == 0
         assert enqueued == []
@@ -162,10 +188,16 @@ class TestSignature:
 
     @pytest.mark.parametrize(
         ("header", "code"),
-        [(None, "missing_signature"), ("", "missing_signature"), ("garbage", "bad_signature"),
-         ("t=abc,v1=00", "bad_signature")],
+        [
+            (None, "missing_signature"),
+            ("", "missing_signature"),
+            ("garbage", "bad_signature"),
+            ("t=abc,v1=00", "bad_signature"),
+        ],
     )
-    def test_missing_or_malformed_signature_is_refused(self, client, fake_stripe, stripe_job, header, code):
+    def test_missing_or_malformed_signature_is_refused(
+        self, client, fake_stripe, stripe_job, header, code
+    ):
         _, payload, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
         response = deliver(client, payload, header)
         assert response.status_code == 400
@@ -183,7 +215,10 @@ class TestSignature:
         }
         response = deliver(client, payload, header)
         assert response.status_code == 400
-        assert response.json() == {"error": "missing_signature", "message": "The Stripe-Signature header is missing."}
+        assert response.json() == {
+            "error": "missing_signature",
+            "message": "The Stripe-Signature header is missing.",
+        }
         assert "WEBHOOK_SECRET" not in caplog.text
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
@@ -198,7 +233,8 @@ class TestSignature:
         response = deliver(client, payload, signature)
         assert response.status_code == 503
         assert response.json() == {
-            "error": "not_configured", "message": "The Stripe webhook is not configured on this site."
+            "error": "not_configured",
+            "message": "The Stripe webhook is not configured on this site.",
         }
         assert "WEBHOOK_SECRET" in caplog.text
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
@@ -212,23 +248,37 @@ class TestSignature:
         assert len(payload) > 512
         response = deliver(client, payload, signature)
         assert response.status_code == 413
-        assert response.json() == {"error": "too_large", "message": "The request body is too large."}
+        assert response.json() == {
+            "error": "too_large",
+            "message": "The request body is too large.",
+        }
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
 
     def test_get_is_not_allowed(self, client, stripe_settings):
         assert client.get("/smi-webhook/stripe/").status_code == 405
 
-    def test_event_types_we_do_not_handle_are_answered_200(self, client, fake_stripe, stripe_settings):
-        _, payload, signature = fake_stripe.make_event("customer.created", {"id": "cus_1", "object": "customer"})
+    def test_event_types_we_do_not_handle_are_answered_200(
+        self, client, fake_stripe, stripe_settings
+    ):
+        _, payload, signature = fake_stripe.make_event(
+            "customer.created", {"id": "cus_1", "object": "customer"}
+        )
         response = deliver(client, payload, signature)
         assert response.status_code == 200
         assert response.json()["status"] == "ignored"
         assert ProcessedWebhookEvent.objects.count() == 0
 
-    def test_an_event_for_an_unknown_order_is_ignored(self, client, fake_stripe, stripe_settings, stripe_job):
+    def test_an_event_for_an_unknown_order_is_ignored(
+        self, client, fake_stripe, stripe_settings, stripe_job
+    ):
         event, _, _ = fake_stripe.complete_session(stripe_job.checkout_session_id)
-        session = {**event["data"]["object"], "id": "cs_other", "metadata": {}, "client_reference_id": None,
-                   "payment_intent": "pi_other"}
+        session = {
+            **event["data"]["object"],
+            "id": "cs_other",
+            "metadata": {},
+            "client_reference_id": None,
+            "payment_intent": "pi_other",
+        }
         _, payload, signature = fake_stripe.make_event("checkout.session.completed", session)
         assert deliver(client, payload, signature).json()["status"] == "ignored"
         assert PurchaseJob.objects.get(pk=stripe_job.pk).status == "awaiting_payment"
@@ -243,7 +293,9 @@ class TestExpiry:
         assert job.status == "abandoned"
         assert job.abandoned_at is not None
 
-    def test_expired_arriving_after_completed_leaves_the_job_paid(self, client, fake_stripe, stripe_job):
+    def test_expired_arriving_after_completed_leaves_the_job_paid(
+        self, client, fake_stripe, stripe_job
+    ):
         event, payload, signature = fake_stripe.complete_session(stripe_job.checkout_session_id)
         deliver(client, payload, signature)
         expired = {**event["data"]["object"], "status": "expired"}
@@ -255,7 +307,9 @@ class TestExpiry:
     def test_a_payment_for_an_abandoned_job_is_honoured(
         self, client, fake_stripe, stripe_job, enqueued, django_capture_on_commit_callbacks
     ):
-        event, completed_payload, completed_signature = fake_stripe.complete_session(stripe_job.checkout_session_id)
+        event, completed_payload, completed_signature = fake_stripe.complete_session(
+            stripe_job.checkout_session_id
+        )
         _, payload, signature = fake_stripe.make_event(
             "checkout.session.expired", {**event["data"]["object"], "status": "expired"}
         )
@@ -298,7 +352,9 @@ class TestDashboardRefunds:
         assert job.refund_id in fake_stripe.refunds
         assert emails_sent == [("send_refund_notice", str(job.pk))]
 
-    def test_a_partial_dashboard_refund_is_recorded_without_revoking(self, client, fake_stripe, stripe_job):
+    def test_a_partial_dashboard_refund_is_recorded_without_revoking(
+        self, client, fake_stripe, stripe_job
+    ):
         from wagtail_smi.workflow import transition
 
         job = self.pay(client, fake_stripe, stripe_job)
@@ -313,7 +369,9 @@ class TestDashboardRefunds:
         assert job.access_revoked_at is None
         assert job.refund_amount_cents == 50
 
-    def test_a_dashboard_refund_during_processing_stops_the_job(self, client, fake_stripe, stripe_job):
+    def test_a_dashboard_refund_during_processing_stops_the_job(
+        self, client, fake_stripe, stripe_job
+    ):
         from wagtail_smi.workflow import transition
 
         job = self.pay(client, fake_stripe, stripe_job)
@@ -323,13 +381,17 @@ class TestDashboardRefunds:
 
         job.refresh_from_db()
         assert job.status == "refunded"
-        steps = list(JobEvent.objects.filter(job=job, kind="transition").values_list("to_status", flat=True))
+        steps = list(
+            JobEvent.objects.filter(job=job, kind="transition").values_list("to_status", flat=True)
+        )
         assert steps[-2:] == ["failed", "refunded"]
 
     def test_a_refund_event_before_the_payment_event_is_redelivered_later(
         self, client, fake_stripe, stripe_job, enqueued, django_capture_on_commit_callbacks
     ):
-        _, paid_payload, paid_signature = fake_stripe.complete_session(stripe_job.checkout_session_id)
+        _, paid_payload, paid_signature = fake_stripe.complete_session(
+            stripe_job.checkout_session_id
+        )
         intent = fake_stripe.sessions[stripe_job.checkout_session_id]["payment_intent"]
         _, payload, signature = fake_stripe.dashboard_refund(intent)
 
@@ -383,7 +445,9 @@ def test_concurrent_duplicate_deliveries_change_the_job_once(
     assert enqueued == [str(job.pk)]
 
 
-def test_event_payload_is_verified_from_the_raw_bytes(db, client, fake_stripe, stripe_settings, make_job):
+def test_event_payload_is_verified_from_the_raw_bytes(
+    db, client, fake_stripe, stripe_settings, make_job
+):
     """Whitespace Stripe sends is part of the signature: the body is never re-serialised."""
     job = checkout(make_job())
     event, _, _ = fake_stripe.complete_session(job.checkout_session_id)

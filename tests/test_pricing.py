@@ -41,7 +41,9 @@ def test_credits_round_up_to_whole_credits():
 def test_price_rounds_half_up_to_the_cent():
     # 1 credit × 0.0125 × 1.2 = 0.015 → 0.02 (half up, not banker's 0.02/0.01 ambiguity).
     rules = PricingRules(
-        cost_per_credit=Decimal("0.0125"), markup_percent=Decimal("20"), minimum_price_cents=0,
+        cost_per_credit=Decimal("0.0125"),
+        markup_percent=Decimal("20"),
+        minimum_price_cents=0,
         credits_per_megapixel=Decimal("1"),
     )
     option = ResolutionOption("1x", 1, "Same")
@@ -57,7 +59,10 @@ def test_output_over_the_maximum_is_unavailable_but_priced():
     q = quote(3000, 3000, X8, RULES)
     assert q.available is False
     assert "400" in q.reason
-    assert q.price_cents == quote(3000, 3000, X8, PricingRules(max_output_megapixels=10_000)).price_cents
+    assert (
+        q.price_cents
+        == quote(3000, 3000, X8, PricingRules(max_output_megapixels=10_000)).price_cents
+    )
 
 
 def test_quote_all_keeps_order_and_honours_a_restriction():
@@ -66,9 +71,7 @@ def test_quote_all_keeps_order_and_honours_a_restriction():
 
 
 def test_disabled_resolutions_are_not_offered():
-    rules = PricingRules(
-        resolutions=(X4, ResolutionOption("8x", 8, "Premium", enabled=False))
-    )
+    rules = PricingRules(resolutions=(X4, ResolutionOption("8x", 8, "Premium", enabled=False)))
     assert list(quote_all(1000, 1000, rules)) == ["4x"]
 
 
@@ -93,7 +96,10 @@ sizes = st.integers(min_value=1, max_value=20_000)
 @given(w=sizes, h=sizes, dw=st.integers(0, 5000), dh=st.integers(0, 5000))
 def test_price_never_decreases_when_the_image_grows(w, h, dw, dh):
     for option in DEFAULT_RESOLUTIONS:
-        assert quote(w + dw, h + dh, option, RULES).price_cents >= quote(w, h, option, RULES).price_cents
+        assert (
+            quote(w + dw, h + dh, option, RULES).price_cents
+            >= quote(w, h, option, RULES).price_cents
+        )
 
 
 @hsettings(max_examples=300, deadline=None)
@@ -107,7 +113,8 @@ def test_price_is_at_least_the_minimum_and_8x_costs_at_least_4x(w, h):
 
 @hsettings(max_examples=200, deadline=None)
 @given(
-    w=sizes, h=sizes,
+    w=sizes,
+    h=sizes,
     markup=st.decimals(min_value=0, max_value=1000, places=2),
     extra=st.decimals(min_value=0, max_value=100, places=2),
 )

@@ -18,7 +18,9 @@ from wagtail_smi.operations import processing
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_running_the_same_task_submit_once(make_job, make_image):
     image = make_image(20, 10)
-    job = make_job("paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
+    job = make_job(
+        "paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy"
+    )
     with FakeUpsampler() as server:
         server.pending_polls = None
         settings = server.smi_settings()

@@ -22,9 +22,8 @@ import pytest
 import requests
 from PIL import Image
 
-from tests import browser
+from tests.browser import DESKTOP
 
-chromium = browser.chromium
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.browser
@@ -99,13 +98,16 @@ def demo(tmp_path):
 
 def test_buying_4x_on_the_demo_delivers_a_file_four_times_the_original(demo, chromium):
     base, folder = demo
-    context = chromium.new_context(viewport=browser.DESKTOP, accept_downloads=True)
+    context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
     try:
         page.goto(base + "/gallery/")
         button = page.locator(".smi-get-button").first
-        width, height = int(button.get_attribute("data-width")), int(button.get_attribute("data-height"))
+        width, height = (
+            int(button.get_attribute("data-width")),
+            int(button.get_attribute("data-height")),
+        )
         button.click()
         dialog = page.locator("dialog.smi-dialog")
         dialog.locator("input[name=email]").fill("buyer@example.com")

@@ -18,13 +18,18 @@ from wagtail_smi import queue
 def test_real_callback_over_http_completes_the_job(live_server, make_job, make_image):
     """The fake Upsampler calls the site's webhook itself, as the real one does."""
     image = make_image(20, 10, title="Live")
-    job = make_job("paid", image=image, factor=4, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
+    job = make_job(
+        "paid",
+        image=image,
+        factor=4,
+        paid_at=timezone.now(),
+        email="b@example.com",
+        payment_provider="dummy",
+    )
     with FakeUpsampler() as server:
         server.result_size = (80, 40)
         server.callbacks = True
-        settings = server.smi_settings(
-            PUBLIC_BASE_URL=live_server.url, RATE_LIMITS_ENABLED=False
-        )
+        settings = server.smi_settings(PUBLIC_BASE_URL=live_server.url, RATE_LIMITS_ENABLED=False)
         with override_settings(WAGTAIL_SMI=settings):
             server.pending_polls = None  # upscaling takes a while...
             queue.enqueue_processing(job.pk)

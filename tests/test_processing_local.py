@@ -32,7 +32,12 @@ def local_upscaler():
 def paid(make_job, make_image, width, height, factor):
     image = make_image(width, height, title="Lighthouse")
     return make_job(
-        "paid", image=image, factor=factor, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy"
+        "paid",
+        image=image,
+        factor=factor,
+        paid_at=timezone.now(),
+        email="b@example.com",
+        payment_provider="dummy",
     )
 
 
@@ -53,7 +58,9 @@ def test_local_upscaler_delivers_exactly_four_times_the_original(
     assert job.result_content_type == "image/jpeg"
     assert job.result_size_bytes == private_storage().size(job.result_path)
     assert len(mail.outbox) == 1
-    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("local-")]
+    assert not [
+        p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("local-")
+    ]
 
 
 def test_local_upscaler_refuses_outputs_over_the_sites_limit_before_allocating(
@@ -72,7 +79,9 @@ def test_local_upscaler_refuses_outputs_over_the_sites_limit_before_allocating(
     assert not job.result_path
 
 
-def test_running_the_local_task_twice_delivers_once(make_job, make_image, django_capture_on_commit_callbacks):
+def test_running_the_local_task_twice_delivers_once(
+    make_job, make_image, django_capture_on_commit_callbacks
+):
     job = paid(make_job, make_image, 40, 30, 4)
     with django_capture_on_commit_callbacks(execute=True):
         queue.enqueue_processing(job.pk)
@@ -105,7 +114,9 @@ def test_delivery_rerun_after_a_crash_keeps_a_single_file_and_email(
     job.refresh_from_db()
     assert job.status == "completed"
     assert len(mail.outbox) == 1
-    assert private_storage().listdir(f"wagtail_smi/{job.pk}")[1] == [job.result_path.rsplit("/", 1)[-1]]
+    assert private_storage().listdir(f"wagtail_smi/{job.pk}")[1] == [
+        job.result_path.rsplit("/", 1)[-1]
+    ]
     first.unlink(missing_ok=True)
     second.unlink(missing_ok=True)
 

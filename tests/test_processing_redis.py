@@ -21,15 +21,21 @@ from wagtail_smi.models import PurchaseJob
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_task_travels_through_redis_and_a_worker_completes_the_job(make_job, make_image, monkeypatch):
+def test_task_travels_through_redis_and_a_worker_completes_the_job(
+    make_job, make_image, monkeypatch
+):
     broker = Redis(list_key=f"wagtail_smi_test_{uuid.uuid4().hex}")
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr("django_q.tasks.get_broker", lambda *args, **kwargs: broker)
     image = make_image(30, 20, title="Redis test")
-    job = make_job("paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy")
+    job = make_job(
+        "paid", image=image, paid_at=timezone.now(), email="b@example.com", payment_provider="dummy"
+    )
     try:
         with override_settings(
-            WAGTAIL_SMI={"UPSCALER": {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}}}
+            WAGTAIL_SMI={
+                "UPSCALER": {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}}
+            }
         ):
             smi_queue.enqueue_processing(job.pk)
             assert broker.queue_size() == 1

@@ -32,6 +32,7 @@ class StatusBugUpscaler(UpsamplerUpscaler):
         super().status(external_id)
         raise AttributeError("'list' object has no attribute 'get'")
 
+
 BASE = "http://testserver"
 
 
@@ -70,7 +71,9 @@ def run_task(job, captured):
 
 def poll_now(job, captured):
     """Time passes until the job's next poll is due, then the sweeper runs."""
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with captured(execute=True):
         maintenance.sweep()
     job.refresh_from_db()
@@ -94,10 +97,14 @@ def download_link(message) -> str:
 
 
 def transitions(job, to_status):
-    return JobEvent.objects.filter(job=job, kind=JobEvent.Kind.TRANSITION, to_status=to_status).count()
+    return JobEvent.objects.filter(
+        job=job, kind=JobEvent.Kind.TRANSITION, to_status=to_status
+    ).count()
 
 
-def test_submission_follows_the_upsampler_contract(upsampler, paid_job, django_capture_on_commit_callbacks):
+def test_submission_follows_the_upsampler_contract(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
     upsampler.pending_polls = None
     job = run_task(paid_job(factor=4), django_capture_on_commit_callbacks)
 
@@ -161,7 +168,9 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
     assert upsampler.status_calls == []
 
     # Time passes (the poll is due): first poll still in progress, backs off.
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
     job.refresh_from_db()
@@ -170,7 +179,9 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
     wait = (job.next_attempt_at - timezone.now()).total_seconds()
     assert 25 < wait <= 120
 
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
     job.refresh_from_db()
@@ -211,10 +222,16 @@ def test_wrong_secret_callback_with_attacker_url_changes_nothing(
     before = PurchaseJob.objects.values().get(pk=job.pk)
     events_before = JobEvent.objects.filter(job=job).count()
     with FakeUpsampler() as attacker:
-        payload = {"id": job.upscaler_job_id, "status": "SUCCESS", "imageUrl": attacker.origin + "/files/x.png"}
+        payload = {
+            "id": job.upscaler_job_id,
+            "status": "SUCCESS",
+            "imageUrl": attacker.origin + "/files/x.png",
+        }
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             response = client.post(
-                f"/smi-webhook/upsampler/{job.pk}/{'0' * 40}/", payload, content_type="application/json"
+                f"/smi-webhook/upsampler/{job.pk}/{'0' * 40}/",
+                payload,
+                content_type="application/json",
             )
         assert attacker.requests == []
 
@@ -236,7 +253,9 @@ def test_callback_body_is_never_trusted_for_the_result_url(
         payload = {"id": "x", "status": "SUCCESS", "imageUrl": attacker.origin + "/files/evil.png"}
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(
-                f"/smi-webhook/upsampler/{job.pk}/{job.callback_secret}/", payload, content_type="application/json"
+                f"/smi-webhook/upsampler/{job.pk}/{job.callback_secret}/",
+                payload,
+                content_type="application/json",
             )
         assert attacker.requests == []
     assert response.status_code == 200
@@ -279,7 +298,9 @@ def test_loopback_result_url_fails_the_job_and_refunds_when_not_allowed(
 
     assert job.status == "refunded"
     assert upsampler.calls("GET", "/files/") == []
-    assert "non-public address" in describe(JobEvent.objects.filter(job=job, to_status="failed").get())
+    assert "non-public address" in describe(
+        JobEvent.objects.filter(job=job, to_status="failed").get()
+    )
 
 
 def test_result_that_is_not_an_image_fails_refunds_and_explains(
@@ -301,7 +322,9 @@ def test_result_that_is_not_an_image_fails_refunds_and_explains(
     assert not private_storage().exists(f"wagtail_smi/{job.pk}")
 
 
-def test_result_of_the_wrong_size_is_refused(upsampler, paid_job, django_capture_on_commit_callbacks):
+def test_result_of_the_wrong_size_is_refused(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
     upsampler.result_size = (80, 40)
     upsampler.result_kind = "wrong_size"
     job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
@@ -323,7 +346,9 @@ def test_final_upscaler_error_refunds_and_alerts_the_admins(
     assert "insufficient_credits" in describe(job.events.get(to_status="failed"))
 
 
-def test_upscaler_reporting_failure_refunds(upsampler, paid_job, django_capture_on_commit_callbacks):
+def test_upscaler_reporting_failure_refunds(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
     upsampler.status_failed = True
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     job = poll_now(job, django_capture_on_commit_callbacks)
@@ -343,7 +368,9 @@ def test_server_errors_are_retried_with_backoff_then_succeed(
     assert 14 <= first_wait <= 30  # base 30 s with jitter
 
     for expected_attempts in (2, 0):
-        PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        PurchaseJob.objects.filter(pk=job.pk).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=1)
+        )
         with django_capture_on_commit_callbacks(execute=True):
             maintenance.sweep()
         job.refresh_from_db()
@@ -358,7 +385,9 @@ def test_submission_errors_exhausting_attempts_need_attention(
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "MAX_ATTEMPTS": 2}
     upsampler.fail_next = 10
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
     job.refresh_from_db()
@@ -415,11 +444,19 @@ def test_worker_killed_after_claiming_is_resumed_once_by_the_sweeper(
     upsampler.pending_polls = None
     job = paid_job()
     # A worker claimed the job and died before submitting.
-    transition(job, "processing", next_attempt_at=timezone.now() + timedelta(minutes=6), deadline_at=timezone.now() + timedelta(hours=1), code="processing_started")
+    transition(
+        job,
+        "processing",
+        next_attempt_at=timezone.now() + timedelta(minutes=6),
+        deadline_at=timezone.now() + timedelta(hours=1),
+        code="processing_started",
+    )
     run_task(job, django_capture_on_commit_callbacks)  # redelivered task: the lease is held
     assert upsampler.submits == []
 
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
         maintenance.sweep()
@@ -440,7 +477,6 @@ def test_sweeper_restarts_a_paid_job_whose_task_was_lost(
     assert job.status == "processing" and len(upsampler.submits) == 1
 
 
-
 def test_result_that_cannot_be_fetched_after_retries_fails_and_refunds(
     upsampler, paid_job, settings, django_capture_on_commit_callbacks
 ):
@@ -457,7 +493,9 @@ def test_result_that_cannot_be_fetched_after_retries_fails_and_refunds(
     assert "could not retrieve the upscaled image" in mail.outbox[0].body
 
 
-def test_result_over_the_size_cap_is_refused(upsampler, paid_job, settings, django_capture_on_commit_callbacks):
+def test_result_over_the_size_cap_is_refused(
+    upsampler, paid_job, settings, django_capture_on_commit_callbacks
+):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "RESULT_MAX_BYTES": 50}
     upsampler.result_size = (80, 40)
     before = set(fetching.temp_dir().iterdir())
@@ -465,7 +503,9 @@ def test_result_over_the_size_cap_is_refused(upsampler, paid_job, settings, djan
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "refunded"
     assert "over the 50-byte limit" in describe(job.events.get(to_status="failed"))
-    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")]
+    assert not [
+        p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")
+    ]
 
 
 def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
@@ -476,7 +516,12 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
     upsampler.result_size = (80, 40)
     job = paid_job(20, 10, factor=4)
     # A worker has claimed the job and is still waiting for Upsampler's answer...
-    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1), code="processing_started")
+    transition(
+        job,
+        "processing",
+        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        code="processing_started",
+    )
     # ...when the callback comes in.
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -497,7 +542,10 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
 def use_status_bug_upscaler(upsampler, settings):
     settings.WAGTAIL_SMI = {
         **settings.WAGTAIL_SMI,
-        "UPSCALER": {**settings.WAGTAIL_SMI["UPSCALER"], "CLASS": "tests.test_processing_upsampler.StatusBugUpscaler"},
+        "UPSCALER": {
+            **settings.WAGTAIL_SMI["UPSCALER"],
+            "CLASS": "tests.test_processing_upsampler.StatusBugUpscaler",
+        },
         "MAX_ATTEMPTS": 2,
     }
 
@@ -536,7 +584,9 @@ def test_unexpected_status_error_past_the_deadline_needs_attention(
     assert alert.to == ["ops@example.com"] and job.short_id in alert.subject
 
 
-def test_result_ready_past_the_deadline_goes_to_an_admin(upsampler, paid_job, django_capture_on_commit_callbacks):
+def test_result_ready_past_the_deadline_goes_to_an_admin(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
     upsampler.pending_polls = None
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     upsampler.pending_polls = 0
@@ -566,7 +616,10 @@ def test_storage_failure_while_delivering_is_retried_then_needs_attention(
     not_a_folder.write_bytes(b"")  # the private storage's location is a file: OSError on save
     settings.STORAGES = {
         **settings.STORAGES,
-        "smi_private": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(not_a_folder)}},
+        "smi_private": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(not_a_folder)},
+        },
     }
     job = run_task(paid_job(20, 10, factor=4), django_capture_on_commit_callbacks)
 
@@ -580,7 +633,9 @@ def test_storage_failure_while_delivering_is_retried_then_needs_attention(
     assert [m.to for m in mail.outbox] == [["ops@example.com"]]
 
 
-def test_result_url_with_an_impossible_port_is_refused(upsampler, paid_job, django_capture_on_commit_callbacks):
+def test_result_url_with_an_impossible_port_is_refused(
+    upsampler, paid_job, django_capture_on_commit_callbacks
+):
     upsampler.result_url = "http://127.0.0.1:99999/result.png"
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     job = poll_now(job, django_capture_on_commit_callbacks)

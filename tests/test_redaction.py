@@ -108,7 +108,7 @@ def test_every_logger_masks_credentials_children_of_django_security_included(nam
     with log_output(name) as output:
         logging.getLogger(name).error("Suspicious request to %s", f"/smi/download/{TOKEN}")
         logging.getLogger(name).warning(
-            '%(r)s from %(h)s', {"r": f"GET /smi/orders/1/?key={KEY}&x=1", "h": "192.0.2.1"}
+            "%(r)s from %(h)s", {"r": f"GET /smi/orders/1/?key={KEY}&x=1", "h": "192.0.2.1"}
         )
 
     logged = output.getvalue()

@@ -9,7 +9,6 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from tests.storefront_support import publish_gallery, sellable
 from wagtail_smi.models import ImageClick
 
 pytestmark = pytest.mark.django_db
@@ -22,13 +21,6 @@ NESTED = {
     "objects": b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
     "inside a field": b'{"image_id": ' + b"[" * DEPTH + b"]" * DEPTH + b"}",
 }
-
-
-@pytest.fixture
-def offer(make_image, root_page):
-    image = make_image(1000, 1000, title="Aurora")
-    page = publish_gallery(root_page, [sellable(image)])
-    return image, page
 
 
 @pytest.fixture

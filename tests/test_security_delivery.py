@@ -11,16 +11,13 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
-from tests import browser
 from tests.conftest import make_image_file
+from tests.html_support import classes, one, parse, select, text
 from wagtail_smi import emails, storage
 from wagtail_smi.models import DownloadEvent, SmiSiteSettings
 from wagtail_smi.operations import delivery as delivery_ops
 from wagtail_smi.operations import processing
 from wagtail_smi.utils import hash_ip
-
-# The shared Playwright fixtures (see tests/browser.py), for the one browser test.
-chromium, browser_page = browser.chromium, browser.browser_page
 
 PAYLOAD = bytes(range(256)) * 40  # 10240 bytes
 REFUSING = "tests.test_delivery_ready_email.RefusingCustomerBackend"
@@ -32,8 +29,12 @@ def delivered(make_job, settings):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
 
     def factory(**fields):
-        job = make_job("processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill")
-        name = storage.private_storage().save(f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD))
+        job = make_job(
+            "processing", paid_at=timezone.now(), email="b@example.com", image_title="Old Mill"
+        )
+        name = storage.private_storage().save(
+            f"wagtail_smi/{job.pk}/old-mill-4x.png", ContentFile(PAYLOAD)
+        )
         token, token_values = delivery_ops.token_fields(job)
         values = {
             "status": "completed",
@@ -58,7 +59,9 @@ def route(job, token, which: str) -> str:
 
 
 def status_json(client, job) -> dict:
-    return client.get(reverse("wagtail_smi:job_status", args=[job.pk]) + f"?key={job.access_key}").json()
+    return client.get(
+        reverse("wagtail_smi:job_status", args=[job.pk]) + f"?key={job.access_key}"
+    ).json()
 
 
 def order_page(client, job) -> str:
@@ -83,7 +86,10 @@ def test_range_from_byte_zero_is_a_new_copy_even_from_the_same_client(client, de
     job, token = delivered(download_limit=2)
     url = route(job, token, which)
 
-    codes = [client.get(url, HTTP_RANGE="bytes=0-", REMOTE_ADDR="203.0.113.5").status_code for _ in range(5)]
+    codes = [
+        client.get(url, HTTP_RANGE="bytes=0-", REMOTE_ADDR="203.0.113.5").status_code
+        for _ in range(5)
+    ]
 
     assert codes == [206, 206, 410, 410, 410]
     job.refresh_from_db()
@@ -92,7 +98,9 @@ def test_range_from_byte_zero_is_a_new_copy_even_from_the_same_client(client, de
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("which", ["token", "order"])
-def test_a_suffix_range_covering_the_whole_file_counts_like_a_full_download(client, delivered, which):
+def test_a_suffix_range_covering_the_whole_file_counts_like_a_full_download(
+    client, delivered, which
+):
     job, token = delivered(download_limit=2)
     url = route(job, token, which)
     whole = f"bytes=-{len(PAYLOAD) + 100}"
@@ -119,7 +127,9 @@ def test_each_download_records_whether_it_was_counted(client, delivered, which):
     other = client.get(url, HTTP_RANGE="bytes=5000-", REMOTE_ADDR="198.51.100.7")
     assert other.status_code == 410  # another client cannot resume what it never had
 
-    flags = list(DownloadEvent.objects.filter(job=job).order_by("id").values_list("ranged", "counted"))
+    flags = list(
+        DownloadEvent.objects.filter(job=job).order_by("id").values_list("ranged", "counted")
+    )
     assert flags == [(True, True), (True, False), (False, True), (True, False)]
     job.refresh_from_db()
     assert job.download_count == 2
@@ -132,10 +142,16 @@ def test_an_uncounted_resume_does_not_vouch_for_the_next_one(client, delivered, 
     ip_hash = hash_ip("203.0.113.5")
     counted = DownloadEvent.objects.create(job=job, ip_hash=ip_hash, counted=True)
     resumed = DownloadEvent.objects.create(job=job, ip_hash=ip_hash, ranged=True, counted=False)
-    DownloadEvent.objects.filter(pk=counted.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    DownloadEvent.objects.filter(pk=resumed.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    DownloadEvent.objects.filter(pk=counted.pk).update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    DownloadEvent.objects.filter(pk=resumed.pk).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
 
-    response = client.get(route(job, token, which), HTTP_RANGE="bytes=1-", REMOTE_ADDR="203.0.113.5")
+    response = client.get(
+        route(job, token, which), HTTP_RANGE="bytes=1-", REMOTE_ADDR="203.0.113.5"
+    )
 
     assert response.status_code == 206
     job.refresh_from_db()
@@ -153,7 +169,9 @@ TITLE = "Fish & Chips <b>"
 def fish_job(make_job, settings, support):
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "https://shop.example"}
     return make_job(
-        "completed", email="buyer@example.com", image_title=TITLE,
+        "completed",
+        email="buyer@example.com",
+        image_title=TITLE,
         token_expires_at=timezone.now() + timedelta(hours=24),
     )
 
@@ -165,8 +183,9 @@ def test_the_download_email_subject_shows_the_title_as_typed_and_the_html_escape
     assert message.subject == f"Your high-resolution copy of {TITLE} is ready"
     assert TITLE in message.body  # the text part is plain text too
     html, _mimetype = message.alternatives[0]
-    assert "Fish &amp; Chips &lt;b&gt;" in html
-    assert TITLE not in html  # the title never becomes markup
+    assert one(html, "p strong").get_text() == TITLE  # read as the text it is
+    assert select(html, "b") == []  # the title never becomes markup
+    assert TITLE not in html  # nor is it written out unescaped anywhere
 
 
 def test_the_admin_alert_subject_shows_the_site_name_as_typed(fish_job, site, settings):
@@ -180,7 +199,9 @@ def test_the_admin_alert_subject_shows_the_site_name_as_typed(fish_job, site, se
     [message] = mail.outbox
     assert message.subject == f"[Bob's Fish & Chips] Order {fish_job.short_id} needs attention"
     html, _mimetype = message.alternatives[0]
-    assert "&amp;" in html and "Fish & Chips" not in html
+    assert text(html, "title") == "Bob's Fish & Chips"
+    assert "Bob's Fish & Chips" in text(html) and select(html, "b") == []
+    assert "Fish & Chips" not in html  # escaped wherever it is written
 
 
 # --- what the order page says about the download email -------------------------------------
@@ -191,7 +212,9 @@ def processed(make_job, settings, tmp_path):
     """A job the worker has just finished upscaling (the result file is in hand)."""
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": "http://testserver"}
     settings.ADMINS = [("Ops", "ops@example.com")]
-    job = make_job("processing", paid_at=timezone.now(), email="buyer@example.com", image_title="Old Mill")
+    job = make_job(
+        "processing", paid_at=timezone.now(), email="buyer@example.com", image_title="Old Mill"
+    )
     result = tmp_path / "result.png"
     result.write_bytes(make_image_file(8, 8, fmt="PNG"))
     return job, result
@@ -213,8 +236,9 @@ def test_when_the_download_email_fails_the_order_page_does_not_claim_it_was_sent
     assert data["stage"] == "ready" and data["download_url"]
     assert "could not send you the email" in data["message"]
     assert "emailed" not in data["message"]
-    assert "could not send you the email" in html and "emailed" not in html
-    assert '<p class="smi-download">' in html  # the file is right here
+    assert "could not send you the email" in text(html, "p.smi-message")
+    assert "emailed" not in html  # anywhere, the stage table for the script included
+    assert not one(html, "p.smi-download").has_attr("hidden")  # the file is right here
 
 
 def test_when_the_download_email_went_out_the_order_page_says_so(
@@ -274,12 +298,16 @@ def test_the_order_page_explains_an_expired_link_instead_of_offering_it(client, 
     job, _token = delivered(token_expires_at=timezone.now() - timedelta(minutes=1))
 
     html = order_page(client, job)
+    doc = parse(html)
 
-    assert reverse("wagtail_smi:order_download", args=[job.pk]) not in html
-    assert 'class="smi-download" hidden' in html and "%s.\"></small>" in html  # no expiry shown
-    assert "Your download link has expired" in html and support in html
-    assert "smi-notice" in html
-    assert 'data-stage="ready" class="is-done"' in html  # it was delivered
+    assert reverse("wagtail_smi:order_download", args=[job.pk]) not in html  # anywhere
+    download = one(doc, "p.smi-download")
+    assert download.has_attr("hidden") and one(download, "a")["href"] == ""
+    assert text(download, ".smi-expiry") == ""  # no expiry shown
+    message = one(doc, "p.smi-message")
+    assert "Your download link has expired" in message.get_text() and support in message.get_text()
+    assert "smi-notice" in classes(message)
+    assert classes(one(doc, "li[data-stage=ready]")) == {"is-done"}  # it was delivered
 
 
 @pytest.mark.django_db
@@ -313,13 +341,20 @@ def test_the_open_order_page_drops_the_button_when_the_link_expires(
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "PUBLIC_BASE_URL": live_server.url}
     job = make_job("processing", paid_at=timezone.now(), email="")
     page = browser_page
-    page.goto(live_server.url + reverse("wagtail_smi:order_status", args=[job.pk]) + f"?key={job.access_key}")
+    page.goto(
+        live_server.url
+        + reverse("wagtail_smi:order_status", args=[job.pk])
+        + f"?key={job.access_key}"
+    )
     page.locator(".smi-stages li[data-stage=upscaling][aria-current=step]").wait_for()
 
     # Delivered with a link that runs out a few seconds later: the page shows the button,
     # then asks again at the expiry and takes it away.
     workflow.transition(
-        job, "completed", code="delivered", result_path="smi/test.png",
+        job,
+        "completed",
+        code="delivered",
+        result_path="smi/test.png",
         token_expires_at=timezone.now() + timedelta(seconds=8),
     )
     page.locator(".smi-download a").wait_for(state="visible")

@@ -51,10 +51,21 @@ def certificates(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl(
-        "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=wagtail-smi test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wagtail-smi test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
         cwd=folder,
     )
     for name, san in (("server", f"DNS:{HOST},IP:127.0.0.1"), ("other", f"DNS:{OTHER_HOST}")):
@@ -62,10 +73,33 @@ def certificates(tmp_path_factory):
             f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
             "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
         )
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=folder)
         _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+            "req",
+            *ec,
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name}",
+            cwd=folder,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
             cwd=folder,
         )
     return folder
@@ -204,14 +238,22 @@ def only_loopback_one(address) -> bool:
 @pytest.fixture
 def upsampler():
     with FakeUpsampler(api_key="k") as server:
-        settings = server.smi_settings(ALLOW_DUMMY_PAYMENTS=True, PUBLIC_BASE_URL="http://testserver")
+        settings = server.smi_settings(
+            ALLOW_DUMMY_PAYMENTS=True, PUBLIC_BASE_URL="http://testserver"
+        )
         settings["UPSCALER"]["OPTIONS"]["TIMEOUT"] = 5
         with override_settings(WAGTAIL_SMI=settings, ADMINS=[("Ops", "ops@example.com")]):
             yield server
 
 
 def test_url_with_a_backslash_and_userinfo_never_reaches_the_loopback_resource(
-    upsampler, make_job, make_image, settings, certificates, monkeypatch, django_capture_on_commit_callbacks
+    upsampler,
+    make_job,
+    make_image,
+    settings,
+    certificates,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
 ):
     """``https://127.0.0.1:PORT\\@8.8.8.8/../x``: one parser sees 8.8.8.8, another connects to
     127.0.0.1. The loopback server here would hand out a perfectly valid result (a trusted
@@ -221,7 +263,10 @@ def test_url_with_a_backslash_and_userinfo_never_reaches_the_loopback_resource(
     with TlsFileServer(certificates) as loopback:
         upsampler.result_url = f"https://127.0.0.1:{loopback.port}\\@8.8.8.8/../x"
         job = make_job(
-            "paid", image=make_image(20, 10), email="buyer@example.com", paid_at=timezone.now(),
+            "paid",
+            image=make_image(20, 10),
+            email="buyer@example.com",
+            paid_at=timezone.now(),
             payment_provider="dummy",
         )
         with django_capture_on_commit_callbacks(execute=True):
@@ -273,7 +318,9 @@ def test_non_ascii_host_names_are_idna_encoded_before_anything_else(settings):
         looked_up.append((host, port))
         return [ipaddress.ip_address("8.8.8.8")]
 
-    target, addresses = fetching.result_fetcher(resolver=resolver).check("https://B\u00fccher.Example:8443/a%20b?c=1#frag")
+    target, addresses = fetching.result_fetcher(resolver=resolver).check(
+        "https://B\u00fccher.Example:8443/a%20b?c=1#frag"
+    )
     assert looked_up == [("xn--bcher-kva.example", 8443)]
     assert target.url == "https://xn--bcher-kva.example:8443/a%20b?c=1"
     assert [str(a) for a in addresses] == ["8.8.8.8"]
@@ -327,13 +374,17 @@ def test_a_name_with_one_private_address_among_public_ones_is_refused(settings):
         return [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]
 
     with pytest.raises(ResultRejected, match="10.0.0.7"):
-        check_result_url(f"https://{HOST}/x.png", fetcher=fetching.result_fetcher(resolver=resolver))
+        check_result_url(
+            f"https://{HOST}/x.png", fetcher=fetching.result_fetcher(resolver=resolver)
+        )
 
 
 # Item 4: the connection goes to the checked address, TLS verified for the name -------------
 
 
-def test_download_connects_to_the_checked_address_with_the_host_name_for_tls(certificates, settings):
+def test_download_connects_to_the_checked_address_with_the_host_name_for_tls(
+    certificates, settings
+):
     """The name resolves to 127.0.0.1 once, then to 127.0.0.2 (which the policy refuses and
     where nothing listens): a client that looks the name up again to connect would fail."""
     settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": False}
@@ -342,7 +393,9 @@ def test_download_connects_to_the_checked_address_with_the_host_name_for_tls(cer
         resolver=resolver, policy=only_loopback_one, ca_file=str(certificates / "ca.pem")
     )
     with TlsFileServer(certificates) as server:
-        path = fetching.fetch_result(f"https://{HOST}:{server.port}/files/r.png?sig=1", fetcher=fetcher)
+        path = fetching.fetch_result(
+            f"https://{HOST}:{server.port}/files/r.png?sig=1", fetcher=fetcher
+        )
     try:
         assert path.read_bytes() == server.body
     finally:
@@ -421,7 +474,11 @@ def test_a_redirect_to_an_allowed_address_is_followed(certificates, settings):
 def test_a_server_dripping_bytes_cannot_outlast_the_download_deadline(phase, settings):
     """One byte every 0.2 s for 60 bytes (12 s) against a 1 s limit: every single read is
     quick, so only a deadline for the whole download ends it."""
-    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "ALLOW_PRIVATE_URLS": True, "FETCH_TIMEOUT_SECONDS": 1}
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "ALLOW_PRIVATE_URLS": True,
+        "FETCH_TIMEOUT_SECONDS": 1,
+    }
     before = set(fetching.temp_dir().iterdir())
     with DripServer(phase=phase) as server:
         with pytest.raises(RetryableUpscalerError, match="took too long"):
@@ -429,4 +486,6 @@ def test_a_server_dripping_bytes_cannot_outlast_the_download_deadline(phase, set
         assert server.started.is_set()
         server.ended.wait(30)  # the server notices the hang-up at its next byte
         assert not server.finished.is_set()
-    assert not [p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")]
+    assert not [
+        p for p in set(fetching.temp_dir().iterdir()) - before if p.name.startswith("result-")
+    ]

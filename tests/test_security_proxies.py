@@ -125,9 +125,16 @@ def test_the_client_is_the_entry_our_outermost_proxy_added(settings, smi, forwar
 
 
 def test_a_client_ip_header_wins_and_falls_back_when_missing(settings):
-    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "CLIENT_IP_HEADER": "X-Real-IP", "TRUSTED_PROXIES": 1}
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "CLIENT_IP_HEADER": "X-Real-IP",
+        "TRUSTED_PROXIES": 1,
+    }
 
-    assert client_ip(request_with(HTTP_X_REAL_IP="203.0.113.7", HTTP_X_FORWARDED_FOR="6.6.6.6")) == "203.0.113.7"
+    assert (
+        client_ip(request_with(HTTP_X_REAL_IP="203.0.113.7", HTTP_X_FORWARDED_FOR="6.6.6.6"))
+        == "203.0.113.7"
+    )
     assert client_ip(request_with(HTTP_X_REAL_IP="6.6.6.6, 203.0.113.7")) == "203.0.113.7"
     assert client_ip(request_with(HTTP_X_FORWARDED_FOR="6.6.6.6")) == PROXY
     assert client_ip(request_with(HTTP_X_REAL_IP="garbage")) == PROXY
@@ -145,12 +152,21 @@ def test_a_malformed_trusted_proxies_setting_is_refused(settings, value):
 
 
 def test_downloads_are_logged_under_the_client_behind_the_proxy(settings, make_job):
-    settings.WAGTAIL_SMI = {**settings.WAGTAIL_SMI, "TRUSTED_PROXIES": 1, "PUBLIC_BASE_URL": "http://testserver"}
+    settings.WAGTAIL_SMI = {
+        **settings.WAGTAIL_SMI,
+        "TRUSTED_PROXIES": 1,
+        "PUBLIC_BASE_URL": "http://testserver",
+    }
     job = make_job("processing", paid_at=timezone.now(), email="b@example.com")
     name = storage.private_storage().save(f"wagtail_smi/{job.pk}/file.png", ContentFile(b"x" * 64))
     token, fields = delivery_ops.token_fields(job)
-    for key, value in {"status": "completed", "result_path": name, "result_size_bytes": 64,
-                       "result_content_type": "image/png", **fields}.items():
+    for key, value in {
+        "status": "completed",
+        "result_path": name,
+        "result_size_bytes": 64,
+        "result_content_type": "image/png",
+        **fields,
+    }.items():
         setattr(job, key, value)
     job.save()
 

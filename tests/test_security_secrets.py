@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.html_support import hrefs, one
 from tests.upsampler_server import FakeUpsampler
 from wagtail_smi import links, queue
 from wagtail_smi.models import PurchaseJob
@@ -49,7 +50,10 @@ def test_without_debug_the_demo_refuses_to_start_without_a_secret_key(monkeypatc
 
 def test_without_debug_the_demo_uses_the_key_it_is_given(monkeypatch, tmp_path):
     values = load_demo_settings(
-        monkeypatch, tmp_path, DJANGO_SECRET_KEY="given-key", DJANGO_SECRET_KEY_FALLBACKS="old-1, old-2"
+        monkeypatch,
+        tmp_path,
+        DJANGO_SECRET_KEY="given-key",
+        DJANGO_SECRET_KEY_FALLBACKS="old-1, old-2",
     )
 
     assert values["SECRET_KEY"] == "given-key"
@@ -102,7 +106,9 @@ def test_an_order_key_made_before_rotation_still_unlocks_the_order(client, setti
     new_key = PurchaseJob.objects.get(pk=job.pk).access_key
     assert new_key != old_key
     assert status.json()["download_url"].endswith(f"/download/?key={new_key}")
-    assert f"?key={new_key}" in page.content.decode()
+    keys = {href.rsplit("?key=", 1)[1] for href in hrefs(page) if "?key=" in href}
+    keys |= {one(page, ".smi-order")["data-status-url"].rsplit("?key=", 1)[1]}
+    assert keys == {new_key}  # every link on the page, the script's status URL too
     assert client.get(status_url(job, new_key)).status_code == 200
 
 
@@ -115,7 +121,9 @@ def test_an_order_key_made_under_a_dropped_secret_is_refused(client, settings, e
     assert client.get(status_url(job, job.access_key)).status_code == 200
 
 
-@pytest.mark.parametrize("key", ["é" * 40, "\u00ff", "x" * 40], ids=["accented", "latin-1", "ascii"])
+@pytest.mark.parametrize(
+    "key", ["é" * 40, "\u00ff", "x" * 40], ids=["accented", "latin-1", "ascii"]
+)
 def test_a_wrong_key_of_any_text_is_a_404(client, make_job, key):
     job = make_job("paid")
 
@@ -131,10 +139,14 @@ def submitted(make_job, make_image, settings, django_capture_on_commit_callbacks
     """A job submitted to the (fake) Upsampler, which holds the callback URL made then."""
     with FakeUpsampler(api_key="k") as server:
         settings.WAGTAIL_SMI = server.smi_settings(
-            ALLOW_DUMMY_PAYMENTS=True, PUBLIC_BASE_URL="http://testserver", RATE_LIMITS_ENABLED=False
+            ALLOW_DUMMY_PAYMENTS=True,
+            PUBLIC_BASE_URL="http://testserver",
+            RATE_LIMITS_ENABLED=False,
         )
         server.pending_polls, server.result_size = None, (80, 40)
-        job = make_job("paid", image=make_image(20, 10), paid_at=timezone.now(), email="buyer@example.com")
+        job = make_job(
+            "paid", image=make_image(20, 10), paid_at=timezone.now(), email="buyer@example.com"
+        )
         with django_capture_on_commit_callbacks(execute=True):
             queue.enqueue_processing(job.pk)
         job.refresh_from_db()
@@ -146,7 +158,9 @@ def deliver_callback(client, server, captured):
     server.finish()
     [(url, payload)] = server.sent_callbacks
     with captured(execute=True):
-        return client.post(url.removeprefix("http://testserver"), payload, content_type="application/json")
+        return client.post(
+            url.removeprefix("http://testserver"), payload, content_type="application/json"
+        )
 
 
 def test_a_callback_url_made_before_rotation_is_still_accepted(

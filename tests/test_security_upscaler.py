@@ -58,12 +58,18 @@ def test_sizes_the_local_upscaler_cannot_hold_in_memory_are_unavailable_when_quo
     image = make_image(500, 500, title="Dunes")
     page = publish_gallery(root_page, [sellable(image)])
     with override_settings(WAGTAIL_SMI=local_settings(MAX_MEMORY_MB=40)):
-        prices = post_json(client, "/smi/v1/calculate-all-prices", {"image_id": image.pk, "page_id": page.pk})
+        prices = post_json(
+            client, "/smi/v1/calculate-all-prices", {"image_id": image.pk, "page_id": page.pk}
+        )
         checkout = post_json(
-            client, "/smi/v1/create-checkout", {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"}
+            client,
+            "/smi/v1/create-checkout",
+            {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"},
         )
         allowed = post_json(
-            client, "/smi/v1/create-checkout", {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"}
+            client,
+            "/smi/v1/create-checkout",
+            {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"},
         )
 
     pricing = prices.json()["pricing"]
@@ -82,8 +88,13 @@ def test_refund_email_offers_only_resolutions_the_upscaler_can_produce(
 ):
     """The alternatives in the refund email come from the same quotes as the dialog."""
     job = make_job(
-        "paid", image=make_image(500, 500), factor=4, resolution="4x", email="b@example.com",
-        paid_at=timezone.now(), payment_provider="dummy",
+        "paid",
+        image=make_image(500, 500),
+        factor=4,
+        resolution="4x",
+        email="b@example.com",
+        paid_at=timezone.now(),
+        payment_provider="dummy",
     )
     job.image.delete()  # the upscale fails: the original is gone
     with override_settings(WAGTAIL_SMI=local_settings(MAX_MEMORY_MB=40)):
@@ -100,8 +111,12 @@ def test_the_local_upscaler_refuses_at_run_time_what_its_budget_cannot_hold(
 ):
     """An order quoted before the budget was lowered is refused before allocating."""
     job = make_job(
-        "paid", image=make_image(500, 500), factor=8, email="b@example.com",
-        paid_at=timezone.now(), payment_provider="dummy",
+        "paid",
+        image=make_image(500, 500),
+        factor=8,
+        email="b@example.com",
+        paid_at=timezone.now(),
+        payment_provider="dummy",
     )
     with override_settings(WAGTAIL_SMI=local_settings(MAX_MEMORY_MB=40)):
         with django_capture_on_commit_callbacks(execute=True):
@@ -119,7 +134,9 @@ def test_upsampler_quotes_are_not_limited_by_the_local_memory_budget(client, mak
         "UPSCALER": {"CLASS": "upsampler", "OPTIONS": {"API_KEY": "k", "MAX_MEMORY_MB": 40}},
     }
     with override_settings(WAGTAIL_SMI=settings):
-        prices = post_json(client, "/smi/v1/calculate-all-prices", {"image_id": image.pk, "page_id": page.pk})
+        prices = post_json(
+            client, "/smi/v1/calculate-all-prices", {"image_id": image.pk, "page_id": page.pk}
+        )
     assert prices.json()["pricing"]["8x"]["available"] is True
 
 
@@ -180,7 +197,12 @@ def upsampler():
 @pytest.fixture
 def paid_job(make_job, make_image):
     def factory(**fields):
-        values = {"paid_at": timezone.now(), "email": "buyer@example.com", "payment_provider": "dummy", "factor": 4}
+        values = {
+            "paid_at": timezone.now(),
+            "email": "buyer@example.com",
+            "payment_provider": "dummy",
+            "factor": 4,
+        }
         values.update(fields)
         return make_job("paid", image=make_image(20, 10, title="Harbour"), **values)
 
@@ -196,7 +218,9 @@ def run_task(job, captured):
 
 def sweep_when_due(job, captured):
     """Time passes until the job's next step is due, then the sweeper runs."""
-    PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    PurchaseJob.objects.filter(pk=job.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     with captured(execute=True):
         maintenance.sweep()
     job.refresh_from_db()
@@ -207,7 +231,9 @@ def deliver_callbacks(client, server, captured):
     responses = []
     for url, payload in server.sent_callbacks:
         with captured(execute=True):
-            responses.append(client.post(url.removeprefix(BASE), payload, content_type="application/json"))
+            responses.append(
+                client.post(url.removeprefix(BASE), payload, content_type="application/json")
+            )
     server.sent_callbacks.clear()
     return responses
 
@@ -217,7 +243,12 @@ def assert_delivered_once(job, upsampler):
     assert job.status == "completed"
     assert len(upsampler.submits) == 1
     assert job.upscaler_job_id == next(iter(upsampler.jobs))
-    assert JobEvent.objects.filter(job=job, kind=JobEvent.Kind.TRANSITION, to_status="completed").count() == 1
+    assert (
+        JobEvent.objects.filter(
+            job=job, kind=JobEvent.Kind.TRANSITION, to_status="completed"
+        ).count()
+        == 1
+    )
     assert len(private_storage().listdir(f"wagtail_smi/{job.pk}")[1]) == 1
     assert [m.to for m in mail.outbox] == [["buyer@example.com"]]
 
@@ -249,9 +280,20 @@ def test_worker_killed_after_stamping_waits_for_the_callback_and_completes_once(
 ):
     """The request reached Upsampler, then the worker died before saving the id."""
     job = paid_job()
-    job = transition(job, "processing", deadline_at=timezone.now() + timedelta(hours=1), code="processing_started")
-    job = update_job(job, upscaler_submitted_at=timezone.now(), next_attempt_at=timezone.now() - timedelta(seconds=1))
-    UpsamplerUpscaler({"API_KEY": "k", "API_BASE": upsampler.api_base}).submit(upscale_request(job))  # its answer is lost
+    job = transition(
+        job,
+        "processing",
+        deadline_at=timezone.now() + timedelta(hours=1),
+        code="processing_started",
+    )
+    job = update_job(
+        job,
+        upscaler_submitted_at=timezone.now(),
+        next_attempt_at=timezone.now() - timedelta(seconds=1),
+    )
+    UpsamplerUpscaler({"API_KEY": "k", "API_BASE": upsampler.api_base}).submit(
+        upscale_request(job)
+    )  # its answer is lost
 
     job = sweep_when_due(job, django_capture_on_commit_callbacks)
     job = sweep_when_due(job, django_capture_on_commit_callbacks)
@@ -261,7 +303,9 @@ def test_worker_killed_after_stamping_waits_for_the_callback_and_completes_once(
 
     upsampler.finish()
     deliver_callbacks(client, upsampler, django_capture_on_commit_callbacks)
-    deliver_callbacks(client, upsampler, django_capture_on_commit_callbacks)  # nothing left to replay
+    deliver_callbacks(
+        client, upsampler, django_capture_on_commit_callbacks
+    )  # nothing left to replay
     assert_delivered_once(job, upsampler)
 
 
@@ -332,7 +376,9 @@ def test_a_callback_naming_a_job_upsampler_does_not_confirm_is_not_adopted(
     candidate = "f" * 32
     if named == "another order's":
         other = paid_job()
-        PurchaseJob.objects.filter(pk=other.pk).update(status="completed", upscaler_job_id=candidate)
+        PurchaseJob.objects.filter(pk=other.pk).update(
+            status="completed", upscaler_job_id=candidate
+        )
         upsampler.jobs[candidate] = {"polls": 0, "webhook": "", "input": None}
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -354,7 +400,12 @@ def test_a_callback_that_beats_the_answer_still_lets_the_worker_poll_at_once(
     """A callback for a job that no worker has submitted yet changes nothing but the mark
     the submitting worker reads (the early-callback behaviour)."""
     job = paid_job()
-    transition(job, "processing", next_attempt_at=timezone.now() - timedelta(seconds=1), code="processing_started")
+    transition(
+        job,
+        "processing",
+        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        code="processing_started",
+    )
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             f"/smi-webhook/upsampler/{job.pk}/{job.callback_secret}/",

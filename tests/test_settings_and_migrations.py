@@ -58,10 +58,40 @@ def test_unknown_keys_are_refused():
             smi_settings.PUBLIC_BASE_URL
 
 
+def missing_migrations() -> str:
+    """What ``makemigrations`` would write for the models as they are ("" when nothing):
+    at verbosity 3 a dry run prints each migration file in full."""
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", verbosity=3, stdout=out, stderr=out)
+    except SystemExit:  # --check exits with 1 when it finds changes
+        return out.getvalue()
+    return ""
+
+
 @pytest.mark.django_db
 def test_no_missing_migrations():
-    out = StringIO()
-    call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    diff = missing_migrations()
+    if diff:
+        pytest.fail(
+            f"The models have changes no migration records; run makemigrations:\n\n{diff}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.django_db
+def test_the_migrations_check_shows_the_migration_it_would_write(settings, tmp_path, monkeypatch):
+    # An app whose migrations folder is empty: the check must fail and print the operations.
+    (tmp_path / "no_smi_migrations").mkdir()
+    (tmp_path / "no_smi_migrations" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.MIGRATION_MODULES = {"wagtail_smi": "no_smi_migrations"}
+
+    diff = missing_migrations()
+
+    assert "Migrations for 'wagtail_smi':" in diff
+    assert "class Migration(migrations.Migration):" in diff
+    assert "name='PurchaseJob'" in diff or 'name="PurchaseJob"' in diff
 
 
 def test_stripe_backend_without_secrets_warns():
@@ -72,7 +102,10 @@ def test_stripe_backend_without_secrets_warns():
     assert {"wagtail_smi.W001", "wagtail_smi.W002"} <= ids
     assert "wagtail_smi.W003" not in ids
     with override_settings(
-        WAGTAIL_SMI={"PAYMENT_BACKEND": "stripe", "STRIPE": {"SECRET_KEY": "sk", "WEBHOOK_SECRET": "wh"}}
+        WAGTAIL_SMI={
+            "PAYMENT_BACKEND": "stripe",
+            "STRIPE": {"SECRET_KEY": "sk", "WEBHOOK_SECRET": "wh"},
+        }
     ):
         assert check_stripe_configuration(None) == []
 
@@ -84,3 +117,39 @@ def test_dummy_backend_is_refused_without_debug():
         assert [e.id for e in check_payment_backend(None)] == ["wagtail_smi.E001"]
     with override_settings(DEBUG=True, WAGTAIL_SMI={"PAYMENT_BACKEND": "dummy"}):
         assert check_payment_backend(None) == []
+
+
+def test_a_site_with_a_custom_base_page_model_checks_and_migrates(tmp_path):
+    """Wagtail 8 lets a site swap the page model (``WAGTAIL_PAGE_MODEL``): the package's
+    relations follow it, its system checks pass and its migrations apply."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings_custom_page",
+        "SMI_DEMO_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('check', fail_level='ERROR')\n"
+        "call_command('migrate', verbosity=0)\n"
+        "from wagtail_smi.models import PurchaseJob, SaleListing\n"
+        "print(PurchaseJob._meta.get_field('page').related_model._meta.label,"
+        " SaleListing._meta.get_field('page').related_model._meta.label)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1].split() == ["basepage.BasePage", "basepage.BasePage"]

@@ -32,13 +32,6 @@ def post_json(client, url, data):
     return client.post(url, json.dumps(data), content_type="application/json")
 
 
-@pytest.fixture
-def offer(make_image, root_page):
-    image = make_image(1000, 1000, title="Aurora")
-    page = publish_gallery(root_page, [sellable(image)])
-    return image, page
-
-
 # --- prices ----------------------------------------------------------------------------
 
 
@@ -67,7 +60,9 @@ def test_prices_are_the_pricing_module_quotes_for_the_stored_size(client, make_i
 
 def test_form_encoded_prices_work_too_and_unknown_fields_are_ignored(client, offer):
     image, page = offer
-    response = client.post(PRICES, {"image_id": str(image.pk), "page_id": str(page.pk), "width": "9"})
+    response = client.post(
+        PRICES, {"image_id": str(image.pk), "page_id": str(page.pk), "width": "9"}
+    )
 
     assert response.status_code == 200
     assert response.json()["image"]["width"] == 1000
@@ -80,7 +75,9 @@ def test_an_oversized_output_is_listed_unavailable_with_its_reason(client, make_
     settings_row.max_output_megapixels = 100
     settings_row.save()
 
-    pricing_ = post_json(client, PRICES, {"image_id": image.pk, "page_id": page.pk}).json()["pricing"]
+    pricing_ = post_json(client, PRICES, {"image_id": image.pk, "page_id": page.pk}).json()[
+        "pricing"
+    ]
 
     assert pricing_["4x"]["available"] is True
     assert pricing_["8x"]["available"] is False
@@ -165,7 +162,10 @@ def test_price_requests_cost_the_same_queries_whatever_the_page_size(client, mak
     counts = []
     for image, page in [(images[0], small), (images[-1], big), (images[20], big)]:
         with CaptureQueriesContext(connection) as queries:
-            assert post_json(client, PRICES, {"image_id": image.pk, "page_id": page.pk}).status_code == 200
+            assert (
+                post_json(client, PRICES, {"image_id": image.pk, "page_id": page.pk}).status_code
+                == 200
+            )
         counts.append(len(queries))
 
     assert counts[0] == counts[1] == counts[2]
@@ -180,21 +180,35 @@ def test_checkout_creates_the_job_and_returns_the_provider_url(client, offer):
     image, page = offer
 
     response = post_json(
-        client, CHECKOUT,
-        {"image_id": image.pk, "page_id": page.pk, "resolution": "8x", "email": "buyer@example.com"},
+        client,
+        CHECKOUT,
+        {
+            "image_id": image.pk,
+            "page_id": page.pk,
+            "resolution": "8x",
+            "email": "buyer@example.com",
+        },
     )
 
     assert response.status_code == 200
     data = response.json()
     job = PurchaseJob.objects.get(pk=data["job_id"])
     assert job.status == JobStatus.AWAITING_PAYMENT
-    assert (job.resolution, job.factor, job.output_width, job.output_height) == ("8x", 8, 8000, 8000)
+    assert (job.resolution, job.factor, job.output_width, job.output_height) == (
+        "8x",
+        8,
+        8000,
+        8000,
+    )
     assert job.amount_cents == data["amount_cents"] == 192  # SPEC §3: 1000×1000 at 8x
     assert job.currency == data["currency"] == "usd"
     assert job.credits == 16 and job.upscale_cost_cents == 64
     assert job.email == "buyer@example.com"
     assert (job.image_ref, job.page_ref, job.image_title, job.page_title) == (
-        image.pk, page.pk, "Aurora", page.title,
+        image.pk,
+        page.pk,
+        "Aurora",
+        page.title,
     )
     assert job.payment_provider == "testpay"
     assert job.checkout_session_id == f"cs_test_{job.pk.hex}"
@@ -210,7 +224,9 @@ def test_checkout_creates_the_job_and_returns_the_provider_url(client, offer):
 def test_checkout_with_the_dummy_provider_points_at_its_local_page(client, offer):
     image, page = offer
 
-    data = post_json(client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"}).json()
+    data = post_json(
+        client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"}
+    ).json()
 
     job = PurchaseJob.objects.get(pk=data["job_id"])
     assert data["checkout_url"] == (
@@ -224,7 +240,9 @@ def test_checkout_refuses_a_resolution_not_on_offer(client, make_image, root_pag
     image = make_image()
     page = publish_gallery(root_page, [sellable(image, resolutions=["4x"])])
 
-    response = post_json(client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"})
+    response = post_json(
+        client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"}
+    )
 
     assert response.status_code == 400
     assert response.json()["error"] == "resolution_unavailable"
@@ -236,7 +254,9 @@ def test_checkout_refuses_an_unavailable_resolution_with_its_reason(client, make
     image = make_image(3000, 3000)
     page = publish_gallery(root_page, [sellable(image)])  # 8x = 576 MP > 400
 
-    response = post_json(client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"})
+    response = post_json(
+        client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "8x"}
+    )
 
     assert response.status_code == 400
     assert "megapixels" in response.json()["message"]
@@ -282,7 +302,9 @@ def test_checkout_input_errors_name_the_field(client, offer, extra, field):
 def test_a_failing_provider_answers_502_and_keeps_the_job_with_the_error(client, offer):
     image, page = offer
 
-    response = post_json(client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"})
+    response = post_json(
+        client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"}
+    )
 
     assert response.status_code == 502
     assert response.json()["error"] == "payment_provider_error"
@@ -297,7 +319,9 @@ def test_checkout_of_an_image_not_for_sale_is_a_404(client, make_image, root_pag
     image = make_image()
     page = publish_gallery(root_page, [plain(image)])
 
-    response = post_json(client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"})
+    response = post_json(
+        client, CHECKOUT, {"image_id": image.pk, "page_id": page.pk, "resolution": "4x"}
+    )
 
     assert response.status_code == 404
     assert not PurchaseJob.objects.exists()
@@ -332,7 +356,11 @@ def test_a_click_is_recorded(client, offer):
 
     assert response.json() == {"tracked": True}
     click = ImageClick.objects.get()
-    assert (click.image_ref, click.page_ref, click.site_ref) == (image.pk, page.pk, page.get_site().pk)
+    assert (click.image_ref, click.page_ref, click.site_ref) == (
+        image.pk,
+        page.pk,
+        page.get_site().pk,
+    )
 
 
 def test_a_click_on_an_image_not_for_sale_is_not_recorded(client, make_image, root_page):
@@ -347,7 +375,9 @@ def test_a_click_on_an_image_not_for_sale_is_not_recorded(client, make_image, ro
 
 
 def status_url(job, key):
-    return reverse("wagtail_smi:job_status", args=[job.pk]) + (f"?key={key}" if key is not None else "")
+    return reverse("wagtail_smi:job_status", args=[job.pk]) + (
+        f"?key={key}" if key is not None else ""
+    )
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong", "0" * 40])
@@ -361,7 +391,10 @@ def test_job_status_without_the_right_key_is_a_404(client, make_job, key):
 
 
 def test_job_status_of_an_unknown_job_is_a_404(client):
-    assert client.get("/smi/v1/job-status/00000000-0000-0000-0000-000000000000?key=x").status_code == 404
+    assert (
+        client.get("/smi/v1/job-status/00000000-0000-0000-0000-000000000000?key=x").status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize(
@@ -413,8 +446,12 @@ def limits():
         WAGTAIL_SMI={
             "RATE_LIMITS_ENABLED": True,
             "RATE_LIMITS": {
-                "prices": (2, 60), "checkout": (1, 60), "click": (2, 60), "status": (2, 60),
-                "download": (30, 60), "purchase_page": (2, 60),
+                "prices": (2, 60),
+                "checkout": (1, 60),
+                "click": (2, 60),
+                "status": (2, 60),
+                "download": (30, 60),
+                "purchase_page": (2, 60),
             },
         }
     ):
@@ -456,17 +493,18 @@ def test_job_status_is_rate_limited(client, make_job, limits):
 
 @pytest.mark.parametrize("bad", ["²", "٣", "99999999999999999999999", "0", "-1", "1e3"])
 def test_ids_that_are_not_plain_positive_numbers_are_refused_not_crashed(client, bad):
-    response = client.post(
-        "/smi/v1/calculate-all-prices", {"image_id": bad, "page_id": "1"}
-    )
+    response = client.post("/smi/v1/calculate-all-prices", {"image_id": bad, "page_id": "1"})
     assert response.status_code == 400
     assert response.json()["field"] == "image_id"
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/smi/buy/1/?page=²", "/smi/buy/99999999999999999999999/?page=1",
-     "/smi/buy/1/?page=99999999999999999999999"],
+    [
+        "/smi/buy/1/?page=²",
+        "/smi/buy/99999999999999999999999/?page=1",
+        "/smi/buy/1/?page=99999999999999999999999",
+    ],
 )
 def test_the_purchase_page_answers_bad_ids_without_a_server_error(client, path):
     assert client.get(path).status_code in {400, 404}
@@ -507,7 +545,8 @@ def test_a_post_with_the_token_from_the_csrf_endpoint_passes(offer):
 def test_a_body_over_the_upload_limit_is_a_json_413(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = client.post(
-        "/smi/v1/calculate-all-prices", json.dumps({"pad": "x" * 5000}),
+        "/smi/v1/calculate-all-prices",
+        json.dumps({"pad": "x" * 5000}),
         content_type="application/json",
     )
     assert response.status_code == 413
@@ -515,7 +554,8 @@ def test_a_body_over_the_upload_limit_is_a_json_413(client, settings):
 
 
 @pytest.mark.parametrize(
-    "job_id", ["notauuid", "1B4E28BA-2FA1-11D2-883F-B9A761BDE3FB", "1b4e28ba2fa111d2883fb9a761bde3fb"]
+    "job_id",
+    ["notauuid", "1B4E28BA-2FA1-11D2-883F-B9A761BDE3FB", "1b4e28ba2fa111d2883fb9a761bde3fb"],
 )
 def test_job_status_for_a_malformed_id_is_a_json_404(client, job_id):
     response = client.get(f"/smi/v1/job-status/{job_id}?key=x")

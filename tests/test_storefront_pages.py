@@ -7,17 +7,11 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.storefront_support import FAILING_PROVIDER, PROVIDER, plain, publish_gallery, sellable
+from tests.html_support import classes, one, parse, select, text
+from tests.storefront_support import FAILING_PROVIDER, PROVIDER, plain, publish_gallery
 from wagtail_smi.models import JobStatus, PurchaseJob, SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def offer(make_image, root_page):
-    image = make_image(1000, 1000, title="Aurora")
-    page = publish_gallery(root_page, [sellable(image)])
-    return image, page
 
 
 def buy_url(image, page):
@@ -32,14 +26,27 @@ def test_the_purchase_page_lists_prices_with_4x_preselected(client, offer):
 
     response = client.get(buy_url(image, page))
 
-    html = response.content.decode()
     assert response.status_code == 200
-    assert 'value="4x" id="smi-res-4x" aria-describedby="smi-res-4x-detail" checked' in html
-    assert 'data-price-cents="50">$0.50<' in html
-    assert 'data-price-cents="192">$1.92<' in html
-    assert "1000×1000 becomes 8000×8000" in html
-    assert "original_images" not in html
-    assert 'name="csrfmiddlewaretoken"' in html
+    doc = parse(response)
+    radios = {
+        radio["value"]: radio
+        for radio in select(doc, "form.smi-form input[type=radio][name=resolution]")
+    }
+    assert list(radios) == ["4x", "8x"]
+    assert (radios["4x"].has_attr("checked"), radios["8x"].has_attr("checked")) == (True, False)
+    assert (
+        radios["4x"]["id"] == "smi-res-4x"
+        and radios["4x"]["aria-describedby"] == "smi-res-4x-detail"
+    )
+    prices = {
+        key: (price["data-price-cents"], price.get_text())
+        for key in radios
+        for price in [one(doc, f"label[for=smi-res-{key}] .smi-option__price")]
+    }
+    assert prices == {"4x": ("50", "$0.50"), "8x": ("192", "$1.92")}
+    assert "1000×1000 becomes 8000×8000" in text(doc, "#smi-res-8x-detail")
+    assert "original_images" not in response.content.decode()  # anywhere, attributes included
+    assert one(doc, "form.smi-form input[type=hidden][name=csrfmiddlewaretoken]")["value"]
 
 
 @override_settings(WAGTAIL_SMI={"PAYMENT_BACKEND": PROVIDER})
@@ -76,12 +83,19 @@ def test_purchase_form_errors_are_shown_in_the_page(client, offer, site):
     settings_row.terms_url = "https://example.com/terms"
     settings_row.save()
 
-    bad_email = client.post(buy_url(image, page), {"resolution": "4x", "email": "nope", "terms_accepted": "1"})
+    bad_email = client.post(
+        buy_url(image, page), {"resolution": "4x", "email": "nope", "terms_accepted": "1"}
+    )
     no_terms = client.post(buy_url(image, page), {"resolution": "4x"})
 
-    assert bad_email.status_code == 400 and "valid email" in bad_email.content.decode()
-    assert no_terms.status_code == 400 and "accept the terms" in no_terms.content.decode()
-    assert 'href="https://example.com/terms"' in no_terms.content.decode()
+    assert bad_email.status_code == 400 and "valid email" in text(
+        bad_email, ".smi-errors[role=alert]"
+    )
+    assert no_terms.status_code == 400 and "accept the terms" in text(
+        no_terms, ".smi-errors[role=alert]"
+    )
+    assert one(no_terms, ".smi-field--check a")["href"] == "https://example.com/terms"
+    assert one(no_terms, "input[name=terms_accepted]").has_attr("required")
     assert not PurchaseJob.objects.exists()
 
 
@@ -92,7 +106,7 @@ def test_a_provider_failure_is_explained_in_the_page(client, offer):
     response = client.post(buy_url(image, page), {"resolution": "4x"})
 
     assert response.status_code == 502
-    assert "try again" in response.content.decode()
+    assert "try again" in text(response, ".smi-errors[role=alert]")
 
 
 def test_the_purchase_page_is_a_404_when_not_for_sale(client, make_image, root_page):
@@ -122,7 +136,9 @@ def test_the_purchase_page_needs_a_page_id(client, offer):
 
 
 def order_url(job, key):
-    return reverse("wagtail_smi:order_status", args=[job.pk]) + (f"?key={key}" if key is not None else "")
+    return reverse("wagtail_smi:order_status", args=[job.pk]) + (
+        f"?key={key}" if key is not None else ""
+    )
 
 
 @pytest.mark.parametrize("key", [None, "", "wrong"])
@@ -137,30 +153,48 @@ def test_the_order_page_shows_the_order_and_its_stage(client, make_job):
 
     response = client.get(order_url(job, job.access_key))
 
-    html = response.content.decode()
     assert response.status_code == 200
-    assert job.image_title in html and "8x · 8000×8000" in html and "$1.92" in html
-    assert 'data-stage="paid" class="is-done"' in html
-    assert 'data-stage="upscaling" class=" is-current" aria-current="step"' in html
-    assert f'data-status-url="/smi/v1/job-status/{job.pk}?key={job.access_key}"' in html
-    assert "order.js" in html
+    doc = parse(response)
+    assert [dd.get_text() for dd in select(doc, ".smi-order dl dd")][:3] == [
+        job.image_title,
+        "8x · 8000×8000",
+        "$1.92",
+    ]
+    paid, upscaling = one(doc, "li[data-stage=paid]"), one(doc, "li[data-stage=upscaling]")
+    assert (classes(paid), paid.get("aria-current")) == ({"is-done"}, None)
+    assert (classes(upscaling), upscaling.get("aria-current")) == ({"is-current"}, "step")
+    assert (
+        one(doc, ".smi-order")["data-status-url"]
+        == f"/smi/v1/job-status/{job.pk}?key={job.access_key}"
+    )
+    assert one(doc, "script[src]")["src"].endswith("/order.js")
     assert "no-store" in response["Cache-Control"]
     assert response["Referrer-Policy"] == "no-referrer"
 
 
 def test_a_ready_order_shows_the_download_button(client, make_job):
-    job = make_job("completed", token_expires_at=timezone.now() + timedelta(hours=24), result_path="x.png")
+    job = make_job(
+        "completed", token_expires_at=timezone.now() + timedelta(hours=24), result_path="x.png"
+    )
 
-    html = client.get(order_url(job, job.access_key)).content.decode()
+    doc = parse(client.get(order_url(job, job.access_key)))
 
-    assert f'href="http://127.0.0.1:8000/smi/orders/{job.pk}/download/?key={job.access_key}"' in html
-    assert '<p class="smi-download">' in html  # not hidden
-    assert 'data-final="1"' in html
+    download = one(doc, "p.smi-download")
+    assert not download.has_attr("hidden")
+    assert (
+        one(download, "a")["href"]
+        == f"http://127.0.0.1:8000/smi/orders/{job.pk}/download/?key={job.access_key}"
+    )
+    assert one(doc, ".smi-order")["data-final"] == "1"
 
 
 @pytest.mark.parametrize(
     "status, words",
-    [("refunded", "refunded"), ("failed", "refunding your payment"), ("needs_attention", "closer look")],
+    [
+        ("refunded", "refunded"),
+        ("failed", "refunding your payment"),
+        ("needs_attention", "closer look"),
+    ],
 )
 def test_a_failed_or_refunded_order_is_explained(client, make_job, site, status, words):
     settings_row = SmiSiteSettings.for_site(site)
@@ -168,12 +202,13 @@ def test_a_failed_or_refunded_order_is_explained(client, make_job, site, status,
     settings_row.save()
     job = make_job(status)
 
-    html = client.get(order_url(job, job.access_key)).content.decode()
+    doc = parse(client.get(order_url(job, job.access_key)))
 
-    assert words in html
-    assert "help@example.com" in html
-    assert "smi-notice" in html
-    assert 'class="smi-download" hidden' in html
+    message = one(doc, "p.smi-message[role=status]")
+    assert words in message.get_text()
+    assert "smi-notice" in classes(message)
+    assert "help@example.com" in text(doc, ".smi-problem")
+    assert one(doc, "p.smi-download").has_attr("hidden")
 
 
 def test_the_demo_mailbox_link_shows_only_in_debug_with_a_mailbox(client, make_job, tmp_path):
@@ -181,16 +216,25 @@ def test_the_demo_mailbox_link_shows_only_in_debug_with_a_mailbox(client, make_j
     url = order_url(job, job.access_key)
     mailbox = reverse("demo_mailbox")
 
-    assert mailbox not in client.get(url).content.decode()
+    def mailbox_links():
+        return [
+            link for link in select(client.get(url), "a[href]") if link["href"].startswith(mailbox)
+        ]
+
+    assert mailbox_links() == []
     with override_settings(DEBUG=True, SMI_DEMO_MAILBOX_DIR=str(tmp_path)):
-        assert mailbox in client.get(url).content.decode()
+        assert len(mailbox_links()) == 1
 
 
 def test_the_order_page_is_rate_limited(client, make_job):
     job = make_job("paid")
     limits = {
-        "prices": (60, 60), "checkout": (10, 60), "click": (120, 60), "status": (1, 60),
-        "download": (30, 60), "purchase_page": (60, 60),
+        "prices": (60, 60),
+        "checkout": (10, 60),
+        "click": (120, 60),
+        "status": (1, 60),
+        "download": (30, 60),
+        "purchase_page": (60, 60),
     }
     with override_settings(WAGTAIL_SMI={"RATE_LIMITS_ENABLED": True, "RATE_LIMITS": limits}):
         codes = [client.get(order_url(job, job.access_key)).status_code for _ in range(2)]

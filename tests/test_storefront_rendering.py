@@ -1,5 +1,6 @@
 """How sellable images render: the button's markup, renditions only, assets once, queries."""
 
+import json
 import re
 
 import pytest
@@ -9,34 +10,42 @@ from django.template import engines
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
+from tests.html_support import one, parse, select
 from tests.storefront_support import plain, publish_gallery, sellable
 from wagtail_smi.models import SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
 
 
-BUTTON = re.compile(r'<a class="smi-get-button"[^>]*>[^<]*</a>')
+def buttons(html) -> list:
+    return select(html, "a.smi-get-button")
 
 
-def buttons(html: str) -> list[str]:
-    return BUTTON.findall(html)
+def modal_scripts(html) -> list:
+    return [
+        s
+        for s in select(html, "script[src]")
+        if s["src"].endswith("/wagtail_smi/storefront/modal.js")
+    ]
 
 
 def test_a_sellable_image_renders_a_rendition_and_the_button(client, make_image, root_page):
     image = make_image(1000, 800, title="Aurora")
     page = publish_gallery(root_page, [sellable(image, caption="Northern lights")])
 
-    html = client.get(page.url).content.decode()
+    response = client.get(page.url)
 
-    [button] = buttons(html)
-    assert f'href="/smi/buy/{image.pk}/?page={page.pk}"' in button
-    assert f'data-image-id="{image.pk}"' in button and f'data-page-id="{page.pk}"' in button
-    assert 'data-width="1000"' in button and 'data-height="800"' in button
-    assert re.search(r'data-src="/media/images/[^"]+\.width-800\.jpg"', button)
-    assert button.endswith(">Buy high-res</a>")
-    assert "Northern lights</figcaption>" in html
-    assert 'srcset="' in html and " 400w" in html and " 800w" in html
-    assert "original_images" not in html
+    figure = one(response, "figure.smi-image")
+    [button] = buttons(figure)
+    assert button["href"] == f"/smi/buy/{image.pk}/?page={page.pk}"
+    assert (button["data-image-id"], button["data-page-id"]) == (str(image.pk), str(page.pk))
+    assert (button["data-width"], button["data-height"]) == ("1000", "800")
+    assert re.fullmatch(r"/media/images/[^\"]+\.width-800\.jpg", button["data-src"])
+    assert button.get_text() == "Buy high-res"
+    assert one(figure, "figcaption").get_text() == "Northern lights"
+    widths = {candidate.split()[-1] for candidate in one(figure, "img")["srcset"].split(",")}
+    assert {"400w", "800w"} <= widths
+    assert "original_images" not in response.content.decode()  # anywhere, attributes included
 
 
 def test_the_button_text_comes_from_the_site_setting(client, make_image, root_page, site):
@@ -46,9 +55,9 @@ def test_the_button_text_comes_from_the_site_setting(client, make_image, root_pa
     settings_row.button_text = "Get it in print quality"
     settings_row.save()
 
-    [button] = buttons(client.get(page.url).content.decode())
+    [button] = buttons(client.get(page.url))
 
-    assert button.endswith(">Get it in print quality</a>")
+    assert button.get_text() == "Get it in print quality"
 
 
 def test_no_button_when_selling_is_switched_off(client, make_image, root_page, site):
@@ -58,31 +67,31 @@ def test_no_button_when_selling_is_switched_off(client, make_image, root_page, s
     settings_row.enabled = False
     settings_row.save()
 
-    html = client.get(page.url).content.decode()
+    doc = parse(client.get(page.url))
 
-    assert buttons(html) == []
-    assert "modal.js" not in html
-    assert "width-800" in html  # the image itself still shows
+    assert buttons(doc) == []
+    assert modal_scripts(doc) == [] and select(doc, "#smi-config") == []
+    assert ".width-800." in one(doc, "figure.smi-image img")["src"]  # the image itself still shows
 
 
 def test_no_button_on_a_block_not_for_sale(client, make_image, root_page):
     image = make_image()
     page = publish_gallery(root_page, [sellable(image, for_sale=False)])
 
-    assert buttons(client.get(page.url).content.decode()) == []
+    assert buttons(client.get(page.url)) == []
 
 
 def test_the_modal_assets_are_included_once_per_page(client, make_image, root_page):
     images = [make_image(title=f"Image {i}") for i in range(3)]
     page = publish_gallery(root_page, [sellable(i) for i in images])
 
-    html = client.get(page.url).content.decode()
+    doc = parse(client.get(page.url))
 
-    assert len(buttons(html)) == 3
-    assert html.count("wagtail_smi/storefront/modal.js") == 1
-    assert html.count('id="smi-config"') == 1
-    assert '"prices": "/smi/v1/calculate-all-prices"' in html
-    assert "Too many requests, try again in a minute." in html
+    assert len(buttons(doc)) == 3
+    assert len(modal_scripts(doc)) == 1
+    config = json.loads(one(doc, "script#smi-config[type='application/json']").string)
+    assert config["endpoints"]["prices"] == "/smi/v1/calculate-all-prices"
+    assert config["strings"]["rateLimited"] == "Too many requests, try again in a minute."
 
 
 def _render_queries(client, url) -> int:
@@ -125,6 +134,8 @@ def test_the_template_tag_renders_the_same_button(make_image, root_page):
     html = template.render({"image": image, "page": page, "request": request})
 
     assert len(buttons(html)) == 2
-    assert f'href="/smi/buy/{image.pk}/?page={page.pk}"' in buttons(html)[0]
-    assert html.count("modal.js") == 1
-    assert "<figcaption>Hi</figcaption>" in html
+    assert buttons(html)[0]["href"] == f"/smi/buy/{image.pk}/?page={page.pk}"
+    assert len(modal_scripts(html)) == 1
+    assert [
+        figcaption.get_text() for figcaption in select(html, "figure.smi-image figcaption")
+    ] == ["Hi"]

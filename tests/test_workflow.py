@@ -25,11 +25,19 @@ def test_the_table_covers_every_state():
 
 def test_the_table_contains_the_spec_moves():
     spec = {
-        (S.AWAITING_PAYMENT, S.PAID), (S.PAID, S.PROCESSING), (S.PROCESSING, S.COMPLETED),
-        (S.AWAITING_PAYMENT, S.ABANDONED), (S.PAID, S.FAILED), (S.PROCESSING, S.FAILED),
-        (S.FAILED, S.REFUNDED), (S.FAILED, S.NEEDS_ATTENTION), (S.PAID, S.NEEDS_ATTENTION),
-        (S.PROCESSING, S.NEEDS_ATTENTION), (S.COMPLETED, S.REFUNDED),
-        (S.NEEDS_ATTENTION, S.PAID), (S.NEEDS_ATTENTION, S.REFUNDED),
+        (S.AWAITING_PAYMENT, S.PAID),
+        (S.PAID, S.PROCESSING),
+        (S.PROCESSING, S.COMPLETED),
+        (S.AWAITING_PAYMENT, S.ABANDONED),
+        (S.PAID, S.FAILED),
+        (S.PROCESSING, S.FAILED),
+        (S.FAILED, S.REFUNDED),
+        (S.FAILED, S.NEEDS_ATTENTION),
+        (S.PAID, S.NEEDS_ATTENTION),
+        (S.PROCESSING, S.NEEDS_ATTENTION),
+        (S.COMPLETED, S.REFUNDED),
+        (S.NEEDS_ATTENTION, S.PAID),
+        (S.NEEDS_ATTENTION, S.REFUNDED),
     }
     assert spec <= set(ALLOWED)
 
@@ -45,7 +53,11 @@ def test_every_allowed_transition_is_applied_stamped_and_logged(make_job, src, d
         assert getattr(job, STATE_TIMESTAMPS[dst]) is not None
     event = job.events.get()
     assert (event.kind, event.from_status, event.to_status, event.code, event.data) == (
-        "transition", src, dst, "retried", {"because": "test"},
+        "transition",
+        src,
+        dst,
+        "retried",
+        {"because": "test"},
     )
 
 
@@ -80,14 +92,18 @@ def test_refused_transitions_change_nothing_and_are_logged(make_job, src, dst, c
 def test_only_from_narrows_the_sources(make_job):
     job = make_job(S.NEEDS_ATTENTION)
     with pytest.raises(TransitionNotAllowed):
-        transition(job, S.PAID, only_from=[S.AWAITING_PAYMENT, S.ABANDONED], code="payment_received")
+        transition(
+            job, S.PAID, only_from=[S.AWAITING_PAYMENT, S.ABANDONED], code="payment_received"
+        )
     assert PurchaseJob.objects.get(pk=job.pk).status == S.NEEDS_ATTENTION
 
 
 @pytest.mark.django_db
 def test_fields_are_saved_with_the_transition(make_job):
     job = make_job(S.AWAITING_PAYMENT)
-    transition(job, S.PAID, payment_intent_id="pi_123", email="buyer@example.com", code="payment_received")
+    transition(
+        job, S.PAID, payment_intent_id="pi_123", email="buyer@example.com", code="payment_received"
+    )
     job.refresh_from_db()
     assert (job.payment_intent_id, job.email) == ("pi_123", "buyer@example.com")
 

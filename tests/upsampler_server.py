@@ -178,7 +178,9 @@ class FakeUpsampler:
 
             def _record(self, body=None):
                 with fake._lock:
-                    fake.requests.append(("GET" if body is None else "POST", self.path, dict(self.headers), body))
+                    fake.requests.append(
+                        ("GET" if body is None else "POST", self.path, dict(self.headers), body)
+                    )
 
             def _api_guard(self) -> bool:
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
@@ -206,15 +208,23 @@ class FakeUpsampler:
                     status, message = fake.submit_error
                     return self._json(status, {"error": message})
                 job_id = uuid.uuid4().hex
-                fake.jobs[job_id] = {"polls": 0, "webhook": body.get("webhook", ""), "input": body.get("input")}
+                fake.jobs[job_id] = {
+                    "polls": 0,
+                    "webhook": body.get("webhook", ""),
+                    "input": body.get("input"),
+                }
                 if fake.submit_delay:
                     time.sleep(fake.submit_delay)
                 try:
-                    self._json(200, {"id": job_id, "status": "IN_QUEUE", "creditCost": fake.credit_cost})
+                    self._json(
+                        200, {"id": job_id, "status": "IN_QUEUE", "creditCost": fake.credit_cost}
+                    )
                 except OSError:  # the client gave up waiting: the job exists all the same
                     return None
                 if fake.callbacks and fake.pending_polls == 0 and not fake.status_failed:
-                    threading.Thread(target=fake._send_callback, args=(job_id,), daemon=True).start()
+                    threading.Thread(
+                        target=fake._send_callback, args=(job_id,), daemon=True
+                    ).start()
                 return None
 
             def do_GET(self):  # noqa: N802

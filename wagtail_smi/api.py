@@ -74,14 +74,14 @@ def parse_json_body(body: bytes) -> Any:
     invalid = BadInput("body", _("The request body is not valid JSON."))
     try:
         text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise invalid
+    except UnicodeDecodeError as exc:
+        raise invalid from exc
     if json_too_deep(body):
         raise BadInput("body", _("The request body is nested too deeply."))
     try:
         return json.loads(text)
-    except (ValueError, RecursionError):
-        raise invalid
+    except (ValueError, RecursionError) as exc:
+        raise invalid from exc
 
 
 def read_input(request) -> tuple[dict[str, Any], bool]:
@@ -115,7 +115,9 @@ def json_endpoint(form_class: type[ApiForm]):
                 return method_not_allowed("POST")
             if csrf_refused(request):
                 return json_error(
-                    "csrf_failed", _("Your session has expired. Reload the page and try again."), 403
+                    "csrf_failed",
+                    _("Your session has expired. Reload the page and try again."),
+                    403,
                 )
             try:
                 data, typed = read_input(request)

@@ -35,7 +35,9 @@ class SellableImageBlock(blocks.StructBlock):
         help_text=_("Leave empty to offer every resolution enabled in the site settings."),
     )
     for_sale = blocks.BooleanBlock(
-        label=_("For sale"), required=False, default=True,
+        label=_("For sale"),
+        required=False,
+        default=True,
         help_text=_("Untick to show the image without a purchase button."),
     )
 
@@ -48,7 +50,8 @@ class SellableImageBlock(blocks.StructBlock):
         """Load every image of the stream in one query, with its renditions prefetched."""
         values = list(values)
         image_ids = [
-            value.get("image") for value in values
+            value.get("image")
+            for value in values
             if isinstance(value, dict) and isinstance(value.get("image"), int)
         ]
         images = load_images(image_ids)
@@ -86,5 +89,3 @@ class SellableImageBlock(blocks.StructBlock):
         )
         context["caption"] = value.get("caption")
         return context
-
-

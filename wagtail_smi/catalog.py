@@ -95,36 +95,41 @@ def images_in_block(block: blocks.Block, raw: Any) -> Iterator[Found]:
     if raw is None:
         return
     if isinstance(block, SellableImageBlock):
-        if not isinstance(raw, dict):
-            return
-        image_id = _as_int(raw.get("image"))
-        if image_id and raw.get("for_sale", True):
-            keys = tuple(str(k) for k in (raw.get("resolutions") or ()))
-            yield Found(image_id, via_block=True, resolutions=keys)
-        return
-    if isinstance(block, (ImageBlock, ImageChooserBlock)):
+        yield from _sellable_image(raw)
+    elif isinstance(block, (ImageBlock, ImageChooserBlock)):
         image_id = _as_int(raw)
         if image_id:
             yield Found(image_id)
+    elif isinstance(block, blocks.RichTextBlock):
+        yield from images_in_rich_text(raw if isinstance(raw, str) else getattr(raw, "source", ""))
+    else:
+        for child, child_raw in _children(block, raw):
+            yield from images_in_block(child, child_raw)
+
+
+def _sellable_image(raw: Any) -> Iterator[Found]:
+    if not isinstance(raw, dict):
         return
-    if isinstance(block, blocks.RichTextBlock):
-        source = raw if isinstance(raw, str) else getattr(raw, "source", "")
-        yield from images_in_rich_text(source)
-        return
+    image_id = _as_int(raw.get("image"))
+    if image_id and raw.get("for_sale", True):
+        keys = tuple(str(k) for k in (raw.get("resolutions") or ()))
+        yield Found(image_id, via_block=True, resolutions=keys)
+
+
+def _children(block: blocks.Block, raw: Any) -> Iterator[tuple[blocks.Block, Any]]:
+    """A container block's children, each with its own raw value (other blocks have none)."""
     if isinstance(block, blocks.StreamBlock):
         for item in raw or ():
             if isinstance(item, dict) and item.get("type") in block.child_blocks:
-                yield from images_in_block(block.child_blocks[item["type"]], item.get("value"))
-        return
-    if isinstance(block, blocks.ListBlock):
+                yield block.child_blocks[item["type"]], item.get("value")
+    elif isinstance(block, blocks.ListBlock):
         for item in raw or ():
             if isinstance(item, dict) and item.get("type") == "item" and "value" in item:
                 item = item["value"]
-            yield from images_in_block(block.child_block, item)
-        return
-    if isinstance(block, blocks.StructBlock) and isinstance(raw, dict):
+            yield block.child_block, item
+    elif isinstance(block, blocks.StructBlock) and isinstance(raw, dict):
         for name, child in block.child_blocks.items():
-            yield from images_in_block(child, raw.get(name))
+            yield child, raw.get(name)
 
 
 def images_in_page(page) -> Iterator[Found]:
@@ -174,12 +179,14 @@ def update_listings(page) -> int:
     if not page.live:
         return clear_listings(page)
     found = merge(images_in_page(page))
-    existing = set(
-        get_image_model().objects.filter(pk__in=found).values_list("pk", flat=True)
-    )
+    existing = set(get_image_model().objects.filter(pk__in=found).values_list("pk", flat=True))
     rows = [
-        SaleListing(page_id=page.pk, image_id=item.image_id, via_block=item.via_block,
-                    resolutions=list(item.resolutions))
+        SaleListing(
+            page_id=page.pk,
+            image_id=item.image_id,
+            via_block=item.via_block,
+            resolutions=list(item.resolutions),
+        )
         for item in found.values()
         if item.image_id in existing
     ]
@@ -196,6 +203,8 @@ def clear_listings(page) -> int:
 
 def rebuild_all_listings() -> int:
     """Walk every live page again (after an upgrade, or content made before the signals)."""
+    # Not at import time: ``wagtail.models`` is read only once the app registry is ready,
+    # whatever base page model the site uses (see the module docstring).
     from wagtail.models import Page
 
     count = 0
@@ -253,6 +262,8 @@ def site_for_page(page) -> tuple[Any, SmiSiteSettings] | None:
 
     Site root paths come from Wagtail's cache; the settings row and its site are one query.
     """
+    # Not at import time: ``wagtail.models`` is read only once the app registry is ready,
+    # whatever base page model the site uses (see the module docstring).
     from wagtail.models import Site
 
     best = None

@@ -40,7 +40,6 @@ def check_stripe_configuration(app_configs, **kwargs):
     if smi_settings.PAYMENT_BACKEND != "stripe":
         return []
 
-
     stripe_settings = smi_settings.STRIPE
     problems = []
     for key, hint in (

@@ -134,7 +134,7 @@ class SmiSettings:
         try:
             return self.values[name]
         except KeyError:
-            raise AttributeError(f"WAGTAIL_SMI has no setting {name!r}")
+            raise AttributeError(f"WAGTAIL_SMI has no setting {name!r}") from None
 
     def reload(self) -> None:
         self._values = None

@@ -73,7 +73,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
         return None
     if size <= 0:
         return False
-    spec = header[len("bytes="):].strip()
+    spec = header[len("bytes=") :].strip()
     if "," in spec:  # several ranges: answering with the whole file is allowed
         return None
     first, sep, last = spec.partition("-")
@@ -120,7 +120,9 @@ def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
     except (FileNotFoundError, OSError):
         logger.error("job %s: delivered file %s is missing", job.pk, name)
         raise refused("missing") from None
-    content_type = job.result_content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    content_type = (
+        job.result_content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    )
     head = request.method == "HEAD"
     byte_range = None if head else parse_range(request.headers.get("Range"), size)
     if byte_range is False:
@@ -134,7 +136,9 @@ def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
     if mode in {"x-accel-redirect", "x-sendfile"} and not head:
         response = HttpResponse(content_type=content_type)
         if mode == "x-accel-redirect":
-            response["X-Accel-Redirect"] = smi_settings.X_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + name
+            response["X-Accel-Redirect"] = (
+                smi_settings.X_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + name
+            )
         else:
             response["X-Sendfile"] = files.path(name)
         del response["Content-Length"]

@@ -157,7 +157,7 @@ def parse_url(url: str, *, schemes: Iterable[str] = ("https",)) -> Target:
         parts = urlsplit(url)
         port = parts.port  # ValueError on a port that is not a number or out of range
     except ValueError as exc:
-        raise ResultRejected(f"result URL is malformed ({exc})")
+        raise ResultRejected(f"result URL is malformed ({exc})") from exc
     scheme = parts.scheme.lower()
     if scheme not in set(schemes):
         raise ResultRejected(f"result URL scheme {parts.scheme or '?'!r} is not allowed")
@@ -182,8 +182,8 @@ def _parse_host(netloc: str, hostname: str) -> tuple[str, IPAddress | None]:
             raise ResultRejected("result URL has an IPv6 zone id")
         try:
             address = ipaddress.IPv6Address(hostname)
-        except ValueError:  # a zone id, or not an address at all
-            raise ResultRejected("result URL has an invalid IPv6 host")
+        except ValueError as exc:  # a zone id, or not an address at all
+            raise ResultRejected("result URL has an invalid IPv6 host") from exc
         return str(address), address
     try:
         address = ipaddress.IPv4Address(hostname)
@@ -194,14 +194,18 @@ def _parse_host(netloc: str, hostname: str) -> tuple[str, IPAddress | None]:
         try:
             hostname = idna.encode(hostname, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError, ValueError) as exc:
-            raise ResultRejected(f"result URL has an invalid host name ({exc.__class__.__name__})")
+            raise ResultRejected(
+                f"result URL has an invalid host name ({exc.__class__.__name__})"
+            ) from exc
     name = hostname.lower().removesuffix(".")
     labels = name.split(".")
     if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise ResultRejected("result URL has an invalid host name")
     # "127.1", "0x7f.1" or "2130706433": numbers that resolvers read as IPv4 addresses.
     if labels[-1].isdigit() or re.fullmatch(r"0x[0-9a-f]*", labels[-1]):
-        raise ResultRejected("result URL has an invalid host name (a number that is not an address)")
+        raise ResultRejected(
+            "result URL has an invalid host name (a number that is not an address)"
+        )
     return name, None
 
 
@@ -266,11 +270,17 @@ class _PinnedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         try:
-            sock = socket.create_connection((str(self._pinned_address), self.port), timeout=self.timeout)
+            sock = socket.create_connection(
+                (str(self._pinned_address), self.port), timeout=self.timeout
+            )
         except TimeoutError as exc:
-            raise ConnectTimeoutError(self, f"connecting to {self._pinned_address} timed out") from exc
+            raise ConnectTimeoutError(
+                self, f"connecting to {self._pinned_address} timed out"
+            ) from exc
         except OSError as exc:
-            raise NewConnectionError(self, f"cannot connect to {self._pinned_address}: {exc}") from exc
+            raise NewConnectionError(
+                self, f"cannot connect to {self._pinned_address}: {exc}"
+            ) from exc
         self._watchdog.watch(sock)
         return sock
 
@@ -327,9 +337,11 @@ class ResultFetcher:
         try:
             addresses = [ipaddress.ip_address(a) for a in self.resolver(target.host, target.port)]
         except socket.gaierror as exc:
-            raise RetryableUpscalerError(f"cannot resolve the result host: {exc}")
+            raise RetryableUpscalerError(f"cannot resolve the result host: {exc}") from exc
         except UnicodeError as exc:
-            raise ResultRejected(f"result URL has an invalid host name ({exc.__class__.__name__})")
+            raise ResultRejected(
+                f"result URL has an invalid host name ({exc.__class__.__name__})"
+            ) from exc
         if not addresses:
             raise RetryableUpscalerError("the result host has no address")
         return addresses
@@ -350,14 +362,20 @@ class ResultFetcher:
         if target.scheme == "https":
             context = ssl.create_default_context(cafile=self.ca_file or certifi.where())
             return _PinnedHTTPSConnection(
-                target.host, target.port, timeout=timeout, ssl_context=context,
-                address=address, watchdog=watchdog,
+                target.host,
+                target.port,
+                timeout=timeout,
+                ssl_context=context,
+                address=address,
+                watchdog=watchdog,
             )
         return _PinnedHTTPConnection(
             target.host, target.port, timeout=timeout, address=address, watchdog=watchdog
         )
 
-    def _download(self, target: Target, addresses: list[IPAddress], destination: Path, give_up_at: float):
+    def _download(
+        self, target: Target, addresses: list[IPAddress], destination: Path, give_up_at: float
+    ):
         """One hop: a file (``Path``), or the ``Location`` of a redirect (``str``)."""
         last_error: Exception | None = None
         for address in addresses:
@@ -365,13 +383,15 @@ class ResultFetcher:
             left = watchdog.remaining()
             if left <= 0:
                 raise RetryableUpscalerError("result download took too long")
-            connection = self._connection(target, address, watchdog, min(self.connect_timeout, left))
+            connection = self._connection(
+                target, address, watchdog, min(self.connect_timeout, left)
+            )
             try:
                 try:
                     connection.connect()
                 except (HTTPError, OSError) as exc:
                     if watchdog.fired or watchdog.remaining() <= 0:
-                        raise RetryableUpscalerError("result download took too long")
+                        raise RetryableUpscalerError("result download took too long") from exc
                     last_error = exc
                     continue  # another checked address of the same host may answer
                 return self._exchange(connection, target, destination, watchdog)
@@ -388,13 +408,17 @@ class ResultFetcher:
             connection.request(
                 "GET",
                 target.path,
-                headers={"Accept": "image/*", "Accept-Encoding": "identity", "User-Agent": "wagtail-smi"},
+                headers={
+                    "Accept": "image/*",
+                    "Accept-Encoding": "identity",
+                    "User-Agent": "wagtail-smi",
+                },
                 preload_content=False,
                 decode_content=False,
             )
             response = connection.getresponse()
         except (HTTPError, OSError, http.client.HTTPException) as exc:
-            raise self._network_error(watchdog, "result download failed", exc)
+            raise self._network_error(watchdog, "result download failed", exc) from exc
         if response.status in REDIRECT_STATUSES:
             location = response.headers.get("Location", "")
             if not location:
@@ -404,7 +428,9 @@ class ResultFetcher:
             raise RetryableUpscalerError(f"result download answered HTTP {response.status}")
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise ResultRejected(f"result is {declared} bytes, over the {self.max_bytes}-byte limit")
+            raise ResultRejected(
+                f"result is {declared} bytes, over the {self.max_bytes}-byte limit"
+            )
         return self._stream_to_file(connection, response, destination, watchdog)
 
     def _stream_to_file(self, connection, response, destination: Path, watchdog: _Watchdog) -> Path:
@@ -424,7 +450,9 @@ class ResultFetcher:
                     try:
                         chunk = response.read1(CHUNK_BYTES)  # one socket read at most
                     except (HTTPError, OSError, http.client.HTTPException) as exc:
-                        raise self._network_error(watchdog, "result download broke off", exc)
+                        raise self._network_error(
+                            watchdog, "result download broke off", exc
+                        ) from exc
                     if not chunk:
                         break
                     total += len(chunk)
@@ -505,7 +533,9 @@ def validate_result(path: Path, width: int, height: int) -> Path:
             image.verify()
     except Exception as exc:
         path.unlink(missing_ok=True)
-        raise ResultRejected(f"the result is not a readable image ({exc.__class__.__name__})")
+        raise ResultRejected(
+            f"the result is not a readable image ({exc.__class__.__name__})"
+        ) from exc
     if fmt not in RESULT_FORMATS:
         path.unlink(missing_ok=True)
         raise ResultRejected(f"the result is {fmt}, not JPEG, PNG or WebP")

@@ -39,7 +39,12 @@ class IdField(TypedField):
             return None
         if self.typed and isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif not self.typed and isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        elif (
+            not self.typed
+            and isinstance(value, str)
+            and value.strip().isascii()
+            and value.strip().isdigit()
+        ):
             number = int(value.strip())
         else:
             raise self.error(_("%(field)s must be a whole number."))
@@ -74,7 +79,9 @@ class EmailField(TextField):
             try:
                 validate_email(email)
             except ValidationError:
-                raise self.error(_("Please give a valid email address, or leave it empty.")) from None
+                raise self.error(
+                    _("Please give a valid email address, or leave it empty.")
+                ) from None
         return email
 
 
@@ -87,7 +94,11 @@ class FlagField(TypedField):
             return False
         if self.typed and isinstance(value, bool):
             return value
-        if not self.typed and isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        if (
+            not self.typed
+            and isinstance(value, str)
+            and value.strip().lower() in TRUE_WORDS | FALSE_WORDS
+        ):
             return value.strip().lower() in TRUE_WORDS
         raise self.error(_("%(field)s must be true or false."))
 

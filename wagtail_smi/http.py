@@ -26,8 +26,12 @@ from .operations import (
 
 # Why a download is refused, as a status (410 gone, 425 too early).
 DOWNLOAD_STATUSES = {
-    "not_found": 404, "revoked": 410, "expired": 410, "missing": 410,
-    "limit_reached": 410, "not_ready": 425,
+    "not_found": 404,
+    "revoked": 410,
+    "expired": 410,
+    "missing": 410,
+    "limit_reached": 410,
+    "not_ready": 425,
 }
 
 

@@ -65,8 +65,7 @@ def page_url(page, site) -> str:
 
 def admin_order_url(job) -> str:
     """The order in the admin, or the admin's home when the orders admin is not mounted."""
-    for name, args in (("smi_orders:inspect", [job.pk]),
-                       ("wagtailadmin_home", [])):
+    for name, args in (("smi_orders:inspect", [job.pk]), ("wagtailadmin_home", [])):
         try:
             return absolute_url(reverse(name, args=args))
         except NoReverseMatch:

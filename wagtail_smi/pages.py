@@ -31,8 +31,12 @@ def _too_many(request, scope: str):
     if retry_after is None:
         return None
     response = TemplateResponse(
-        request, "wagtail_smi/storefront/message.html",
-        {"title": _("Too many requests"), "message": _("Too many requests, try again in a minute.")},
+        request,
+        "wagtail_smi/storefront/message.html",
+        {
+            "title": _("Too many requests"),
+            "message": _("Too many requests, try again in a minute."),
+        },
         status=429,
     )
     response["Retry-After"] = str(retry_after)
@@ -55,22 +59,15 @@ def purchase_page(request, image_id: int):
     page_id = parse_id(request.GET.get("page"))
     if page_id is None:
         return HttpResponseBadRequest(
-            _("This link is missing the page the image is on. Go back to that page and "
-              "use its button again.")
+            _(
+                "This link is missing the page the image is on. Go back to that page and "
+                "use its button again."
+            )
         )
-    if parse_id(image_id) is None:
-        raise Http404(_("This image is no longer for sale."))
-    offer = catalog.sale_offer(image_id, page_id)
-    if offer is None or not offer.settings().enabled:
-        raise Http404(_("This image is no longer for sale."))
+    offer = _offer_or_404(image_id, page_id)
     if request.method == "GET":
         operations.record_click(offer)  # the button's click, when JavaScript did not record it
     quotes, currency = offer.quotes()
-    selected = request.POST.get("resolution") if request.method == "POST" else None
-    if selected is None:
-        selected = "4x" if quotes.get("4x") and quotes["4x"].available else next(
-            (key for key, q in quotes.items() if q.available), ""
-        )
     errors: list[str] = []
     email = ""
     status = 200
@@ -79,21 +76,12 @@ def purchase_page(request, image_id: int):
         if limited:
             return limited
         email = (request.POST.get("email") or "").strip()
-        try:
-            job = operations.start_checkout(
-                offer=offer,
-                resolution_key=request.POST.get("resolution") or "",
-                email=_email(email),
-                terms_accepted=request.POST.get("terms_accepted") in {"1", "on", "true"},
-            )
-        except ValidationError as exc:
-            errors.extend(exc.messages)
-            status = 400
-        except operations.OperationError as exc:
-            errors.append(exc.message)
-            status = 502 if isinstance(exc, operations.CheckoutUnavailable) else 400
-        else:
-            return redirect(job.checkout_url)
+        checkout_url, errors, status = _start_checkout(request, offer, email)
+        if checkout_url is not None:
+            return redirect(checkout_url)
+    selected = request.POST.get("resolution") if request.method == "POST" else None
+    if selected is None:
+        selected = _default_resolution(quotes)
     rendition = offer.image.get_rendition("width-800")
     options = [
         {
@@ -121,6 +109,38 @@ def purchase_page(request, image_id: int):
     )
     add_never_cache_headers(response)
     return response
+
+
+def _offer_or_404(image_id, page_id: int) -> catalog.SaleOffer:
+    if parse_id(image_id) is None:
+        raise Http404(_("This image is no longer for sale."))
+    offer = catalog.sale_offer(image_id, page_id)
+    if offer is None or not offer.settings().enabled:
+        raise Http404(_("This image is no longer for sale."))
+    return offer
+
+
+def _default_resolution(quotes) -> str:
+    """4x when it can be had, else the first resolution that can."""
+    if quotes.get("4x") and quotes["4x"].available:
+        return "4x"
+    return next((key for key, q in quotes.items() if q.available), "")
+
+
+def _start_checkout(request, offer, email: str) -> tuple[str | None, list[str], int]:
+    """The posted form's checkout: its URL, or the errors to show and the page's status."""
+    try:
+        job = operations.start_checkout(
+            offer=offer,
+            resolution_key=request.POST.get("resolution") or "",
+            email=_email(email),
+            terms_accepted=request.POST.get("terms_accepted") in {"1", "on", "true"},
+        )
+    except ValidationError as exc:
+        return None, list(exc.messages), 400
+    except operations.OperationError as exc:
+        return None, [exc.message], 502 if isinstance(exc, operations.CheckoutUnavailable) else 400
+    return job.checkout_url, [], 200
 
 
 def order_status(request, job_id):
@@ -188,7 +208,9 @@ DUMMY_ACTIONS = ("pay", "decline", "cancel")
 def _cancel_url(request, job) -> str:
     url = job.cancel_url or "/"
     public = absolute_url("/")
-    if url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) or url.startswith(public):
+    if url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) or url.startswith(
+        public
+    ):
         return url
     return "/"
 
@@ -223,42 +245,57 @@ def dummy_checkout(request, job_id):
     context = {"job": job, "message": "", "error_field": "", "email": job.email}
     status = 200
     if request.method == "POST":
-        action = request.POST.get("action", "")
-        email = request.POST.get("email", "").strip()
-        if action not in DUMMY_ACTIONS:
-            context.update(message=_("Choose Pay, Decline card or Cancel."), error_field="action")
-            status = 400
-        elif action == "cancel":
-            return HttpResponseRedirect(_cancel_url(request, job))
-        elif action == "pay" and not job.email and not email:
-            # Stripe always collects an email; without one the download link goes nowhere.
-            context.update(
-                message=_("Enter your email address: the download link is sent there."),
-                error_field="email",
-            )
-            status = 400
-        elif action == "pay" and not job.email and not _valid_email(email):
-            context.update(message=_("Enter a valid email address."), error_field="email", email=email)
-            status = 400
-        elif action == "pay":
-            # mark_paid backfills the email only on an order that has none.
-            operations.mark_paid(
-                job.pk, provider=DummyProvider.name, email=email,
-                payment_intent_id=DummyProvider.payment_intent_id(job),
-            )
-            return HttpResponseRedirect(links.order_path(job))
-        else:
-            operations.mark_payment_failed(
-                job.pk, provider=DummyProvider.name, message=_("The card was declined."),
-            )
-            context["message"] = _("Your card was declined. No money was taken: you can try again.")
-            context["declined"] = True
+        answer, status = _dummy_action(request, job, context)
+        if answer is not None:
+            return answer
     context.update(
         image_url=_preview_url(job),
         price=pricing.format_price(job.amount_cents, job.currency),
         cancel_url=_cancel_url(request, job),
     )
     return render(request, "wagtail_smi/payments/dummy_checkout.html", context, status=status)
+
+
+def _dummy_action(request, job, context: dict) -> tuple[HttpResponseRedirect | None, int]:
+    """Carry out the posted action: a redirect, or the page's status (``context`` tells why)."""
+    action = request.POST.get("action", "")
+    email = request.POST.get("email", "").strip()
+    if action not in DUMMY_ACTIONS:
+        context.update(message=_("Choose Pay, Decline card or Cancel."), error_field="action")
+        return None, 400
+    if action == "cancel":
+        return HttpResponseRedirect(_cancel_url(request, job)), 200
+    if action == "pay":
+        return _dummy_pay(job, context, email)
+    operations.mark_payment_failed(
+        job.pk,
+        provider=DummyProvider.name,
+        message=_("The card was declined."),
+    )
+    context["message"] = _("Your card was declined. No money was taken: you can try again.")
+    context["declined"] = True
+    return None, 200
+
+
+def _dummy_pay(job, context: dict, email: str) -> tuple[HttpResponseRedirect | None, int]:
+    if not job.email and not email:
+        # Stripe always collects an email; without one the download link goes nowhere.
+        context.update(
+            message=_("Enter your email address: the download link is sent there."),
+            error_field="email",
+        )
+        return None, 400
+    if not job.email and not _valid_email(email):
+        context.update(message=_("Enter a valid email address."), error_field="email", email=email)
+        return None, 400
+    # mark_paid backfills the email only on an order that has none.
+    operations.mark_paid(
+        job.pk,
+        provider=DummyProvider.name,
+        email=email,
+        payment_intent_id=DummyProvider.payment_intent_id(job),
+    )
+    return HttpResponseRedirect(links.order_path(job)), 200
 
 
 def _valid_email(value: str) -> bool:

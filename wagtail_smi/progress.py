@@ -45,8 +45,10 @@ STAGES: dict[str, Stage] = {
     "refunded": Stage(gettext_lazy("Refunded"), final=True, problem=True),
     "needs_attention": Stage(gettext_lazy("Being looked into"), final=True, problem=True),
 }
-STEPS = sorted((key for key, stage in STAGES.items() if stage.step is not None),
-               key=lambda key: STAGES[key].step)
+STEPS = sorted(
+    (key for key, stage in STAGES.items() if stage.step is not None),
+    key=lambda key: STAGES[key].step,
+)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,7 @@ def ready_email_state(job: PurchaseJob) -> str:
         return ""
     if job.delivery_email_sent_at:
         return "sent"
-    failed = job.events.filter(
-        code=EventCode.EMAIL_FAILED, data__email="download_ready"
-    ).exists()
+    failed = job.events.filter(code=EventCode.EMAIL_FAILED, data__email="download_ready").exists()
     return "failed" if failed else "pending"
 
 
@@ -123,54 +123,84 @@ def expired_message(job: PurchaseJob) -> str:
     ) % {"order": job.short_id}
 
 
+# What a state says when no fact about the order refines it.
+MESSAGES = {
+    JobStatus.AWAITING_PAYMENT: gettext_lazy("Waiting for your payment to be confirmed."),
+    JobStatus.ABANDONED: gettext_lazy(
+        "This checkout was not completed. You can start again from the image."
+    ),
+    JobStatus.PAID: gettext_lazy("Payment received. Your image is queued for upscaling."),
+    JobStatus.PROCESSING: gettext_lazy(
+        "Your image is being upscaled. This usually takes a minute or two."
+    ),
+    JobStatus.REFUNDED: gettext_lazy(
+        "This order was refunded to your original payment method. It usually appears "
+        "within 5–10 business days, depending on your bank."
+    ),
+    JobStatus.FAILED: gettext_lazy(
+        "Upscaling failed. We are refunding your payment automatically."
+    ),
+}
+NEEDS_ATTENTION_MESSAGE = gettext_lazy(
+    "Something needs a closer look. Our team has been told and will get back to you."
+)
+
+
 def order_progress(job: PurchaseJob) -> OrderProgress:
-    status = job.status
     facts = job.state
     stage, progress = facts.stage, facts.progress or 0
-    if status == JobStatus.AWAITING_PAYMENT:
-        if job.payment_intent_id:
-            # A bank transfer or debit started at checkout: it can take days to clear.
-            return OrderProgress(stage, 10, _(
+    refine = REFINEMENTS.get(job.status)
+    if refine is not None:
+        return refine(job, stage, progress)
+    return OrderProgress(
+        stage, progress, str(MESSAGES.get(job.status, NEEDS_ATTENTION_MESSAGE)), False
+    )
+
+
+def _awaiting_payment(job: PurchaseJob, stage: str, progress: int) -> OrderProgress:
+    if job.payment_intent_id:
+        # A bank transfer or debit started at checkout: it can take days to clear.
+        return OrderProgress(
+            stage,
+            10,
+            _(
                 "Your payment is on its way; some payment methods take a few days. We start "
                 "upscaling as soon as it arrives. No need to pay again."
-            ), False)
-        if job.last_error:
-            return OrderProgress(stage, progress, _(
+            ),
+            False,
+        )
+    if job.last_error:
+        return OrderProgress(
+            stage,
+            progress,
+            _(
                 "Your payment did not go through, and you have not been charged. You can try "
                 "again from the image."
-            ), False)
-        return OrderProgress(stage, progress, _("Waiting for your payment to be confirmed."), False)
-    if status == JobStatus.ABANDONED:
-        return OrderProgress(stage, progress, _(
-            "This checkout was not completed. You can start again from the image."
-        ), False)
-    if status == JobStatus.PAID:
-        return OrderProgress(stage, progress, _(
-            "Payment received. Your image is queued for upscaling."
-        ), False)
-    if status == JobStatus.PROCESSING:
-        if job.result_path:
-            return OrderProgress("delivering", 90, _("Almost there: preparing your download."), False)
-        progress = 60 if job.upscaler_status == "IN_PROGRESS" else progress
-        return OrderProgress(stage, progress, _(
-            "Your image is being upscaled. This usually takes a minute or two."
-        ), False)
-    if status == JobStatus.COMPLETED:
-        if job.access_revoked_at or link_expired(job):
-            return OrderProgress("expired", progress, expired_message(job), False)
-        return OrderProgress(stage, progress, str(READY_MESSAGES[ready_email_state(job)]), True)
-    if status == JobStatus.REFUNDED:
-        return OrderProgress(stage, progress, _(
-            "This order was refunded to your original payment method. It usually appears "
-            "within 5–10 business days, depending on your bank."
-        ), False)
-    if status == JobStatus.FAILED:
-        return OrderProgress(stage, progress, _(
-            "Upscaling failed. We are refunding your payment automatically."
-        ), False)
-    return OrderProgress(stage, progress, _(
-        "Something needs a closer look. Our team has been told and will get back to you."
-    ), False)
+            ),
+            False,
+        )
+    return OrderProgress(stage, progress, str(MESSAGES[JobStatus.AWAITING_PAYMENT]), False)
+
+
+def _processing(job: PurchaseJob, stage: str, progress: int) -> OrderProgress:
+    if job.result_path:
+        return OrderProgress("delivering", 90, _("Almost there: preparing your download."), False)
+    progress = 60 if job.upscaler_status == "IN_PROGRESS" else progress
+    return OrderProgress(stage, progress, str(MESSAGES[JobStatus.PROCESSING]), False)
+
+
+def _completed(job: PurchaseJob, stage: str, progress: int) -> OrderProgress:
+    if job.access_revoked_at or link_expired(job):
+        return OrderProgress("expired", progress, expired_message(job), False)
+    return OrderProgress(stage, progress, str(READY_MESSAGES[ready_email_state(job)]), True)
+
+
+# States whose message depends on more than the state.
+REFINEMENTS = {
+    JobStatus.AWAITING_PAYMENT: _awaiting_payment,
+    JobStatus.PROCESSING: _processing,
+    JobStatus.COMPLETED: _completed,
+}
 
 
 def iso_utc(moment) -> str:

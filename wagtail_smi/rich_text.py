@@ -19,7 +19,9 @@ from .rendering import button_for
 
 # The page being served, so rich text (which renders without a context) knows it.
 current_page: contextvars.ContextVar = contextvars.ContextVar("smi_current_page", default=None)
-current_request: contextvars.ContextVar = contextvars.ContextVar("smi_current_request", default=None)
+current_request: contextvars.ContextVar = contextvars.ContextVar(
+    "smi_current_request", default=None
+)
 
 
 def remember_page(page, request, serve_args, serve_kwargs):
@@ -40,7 +42,8 @@ class SellableImageEmbedHandler(ImageEmbedHandler):
         images = cls.get_many(attrs_list)
         tags = [
             get_image_format(attrs["format"]).image_to_html(image, attrs.get("alt", ""))
-            if image else '<img alt="">'
+            if image
+            else '<img alt="">'
             for attrs, image in zip(attrs_list, images, strict=True)
         ]
         page = current_page.get()

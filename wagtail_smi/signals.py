@@ -16,7 +16,8 @@ def connect() -> None:
     # Cached storefront settings are re-read when they change.
     for signal, uid in ((post_save, "saved"), (post_delete, "deleted")):
         signal.connect(
-            rendering.forget_settings, sender="wagtail_smi.SmiSiteSettings",
+            rendering.forget_settings,
+            sender="wagtail_smi.SmiSiteSettings",
             dispatch_uid=f"wagtail_smi.settings_{uid}",
         )
     # Rich text knows the page it is served on only for the length of the request.

@@ -43,7 +43,9 @@ def client_ip(request) -> str:
     remote = request.META.get("REMOTE_ADDR", "") or "unknown"
     header, proxies = smi_settings.CLIENT_IP_HEADER, smi_settings.TRUSTED_PROXIES
     if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
-        raise ImproperlyConfigured("WAGTAIL_SMI['TRUSTED_PROXIES'] must be a whole number, 0 or more.")
+        raise ImproperlyConfigured(
+            "WAGTAIL_SMI['TRUSTED_PROXIES'] must be a whole number, 0 or more."
+        )
     if header:
         # The proxy sets (or appends to) this header: its own entry is the last one.
         chain, depth = _header_entries(request, header), 1

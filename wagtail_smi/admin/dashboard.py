@@ -26,7 +26,9 @@ def last_days_figures(days: int = WINDOW_DAYS) -> dict:
     paid = PurchaseJob.objects.order_by().filter(paid_at__gte=since)
     per_currency = list(
         paid.values("currency")
-        .annotate(revenue=Sum("amount_cents"), refunds=Sum("refund_amount_cents"), orders=Count("id"))
+        .annotate(
+            revenue=Sum("amount_cents"), refunds=Sum("refund_amount_cents"), orders=Count("id")
+        )
         .order_by("-revenue", "currency")
     )
     orders = sum(row["orders"] for row in per_currency)
@@ -51,7 +53,7 @@ class SalesPanel(Component):
     def get_context_data(self, parent_context=None):
         return {
             "figures": last_days_figures(),
-            "orders_url": reverse("smi_orders:index"),
+            "orders_url": reverse("smi_orders:list"),
             "revenue_url": reverse("wagtail_smi_reports:revenue"),
         }
 
@@ -64,7 +66,7 @@ class NeedsAttentionSummaryItem(SummaryItem):
         count = PurchaseJob.objects.filter(status=JobStatus.NEEDS_ATTENTION).count()
         return {
             "count": count,
-            "url": reverse("smi_orders:index") + f"?status={JobStatus.NEEDS_ATTENTION}",
+            "url": reverse("smi_orders:list") + f"?status={JobStatus.NEEDS_ATTENTION}",
         }
 
     def is_shown(self):

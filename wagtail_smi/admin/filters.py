@@ -1,29 +1,54 @@
-"""Filters for the orders list and the reports (plain ORM: SQLite and PostgreSQL alike)."""
+"""Search and filters for the orders list, the order chooser and the reports (plain ORM:
+SQLite and PostgreSQL alike, no search index to keep up to date)."""
 
 from __future__ import annotations
 
+import uuid
+
 import django_filters
 from django import forms
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+from wagtail.images import get_image_model
 
 from ..models import JobStatus, PurchaseJob
 
 
+def search_orders(queryset, query: str):
+    """Email, job id (whole or its first characters), Stripe session or payment intent id."""
+    query = query.strip()
+    condition = (
+        Q(email__icontains=query)
+        | Q(checkout_session_id__icontains=query)
+        | Q(payment_intent_id__icontains=query)
+    )
+    try:
+        condition |= Q(pk=uuid.UUID(query))
+    except ValueError:
+        compact = query.replace("-", "").lower()
+        if 4 <= len(compact) < 32 and all(c in "0123456789abcdef" for c in compact):
+            # The short id shown in the list (the UUID's first 8 hex digits).
+            condition |= Q(pk__startswith=query.lower())
+    return queryset.filter(condition)
+
+
 def _page_choices(request):
+    # Deferred: the page model is looked up when the form is built, not while the admin's
+    # hooks load (Wagtail 8 lets a site swap its page model).
     from wagtail.models import Page
 
-    return Page.objects.filter(
-        pk__in=PurchaseJob.objects.values("page_ref").distinct()
-    ).order_by("title")
+    return Page.objects.filter(pk__in=PurchaseJob.objects.values("page_ref").distinct()).order_by(
+        "title"
+    )
 
 
 def _image_choices(request):
-    from wagtail.images import get_image_model
-
-    return get_image_model().objects.filter(
-        pk__in=PurchaseJob.objects.values("image_ref").distinct()
-    ).order_by("title")
+    return (
+        get_image_model()
+        .objects.filter(pk__in=PurchaseJob.objects.values("image_ref").distinct())
+        .order_by("title")
+    )
 
 
 def _resolution_choices():
@@ -67,9 +92,7 @@ class OrderFilterSet(WagtailFilterSet):
 class ReportFilterSet(WagtailFilterSet):
     """The date range every report is limited to (by when the order was created)."""
 
-    created_at = django_filters.DateFromToRangeFilter(
-        label=_("Date"), widget=DateRangePickerWidget
-    )
+    created_at = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
 
     class Meta:
         model = PurchaseJob

@@ -5,21 +5,30 @@ Imported by ``wagtail_smi.wagtail_hooks``: this module is the table of contents.
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.templatetags.static import static
 from django.urls import path
 from django.utils.html import format_html
 from wagtail import hooks
+from wagtail.snippets.models import register_snippet
 
 from .. import permissions
+from ..models import PurchaseJob
 from . import dashboard, reports, settings_preview
-from .viewsets import order_viewset
+from .viewsets import OrderViewSet
 
 permissions.register()
 
+# Orders: a read-only snippet with its own menu item (``viewsets.py``).
+register_snippet(OrderViewSet)
 
-@hooks.register("register_admin_viewset")
-def register_orders():
-    return order_viewset
+
+@hooks.register("before_delete_snippet")
+def keep_orders(request, instances):
+    """Orders are never deleted from the admin, not even by a superuser through the
+    snippets' bulk "Delete" (which Wagtail offers for every snippet model)."""
+    if any(isinstance(instance, PurchaseJob) for instance in instances):
+        raise PermissionDenied
 
 
 @hooks.register("register_icons")
@@ -34,7 +43,9 @@ def admin_css():
 
 @hooks.register("insert_global_admin_js")
 def admin_js():
-    return format_html('<script src="{}" defer></script>', static("wagtail_smi/admin/price-preview.js"))
+    return format_html(
+        '<script src="{}" defer></script>', static("wagtail_smi/admin/price-preview.js")
+    )
 
 
 @hooks.register("register_admin_urls")

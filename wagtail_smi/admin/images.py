@@ -39,8 +39,11 @@ class _SaleBulkAction(ImageBulkAction):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(
-            {"action_title": self.display_name, "question": self.question,
-             "confirm_label": self.confirm_label}
+            {
+                "action_title": self.display_name,
+                "question": self.question,
+                "confirm_label": self.confirm_label,
+            }
         )
         return context
 
@@ -60,7 +63,11 @@ class PutOnSaleBulkAction(_SaleBulkAction):
             ImageForSale.objects.filter(image__in=objects).values_list("image_id", flat=True)
         )
         ImageForSale.objects.bulk_create(
-            [ImageForSale(image=image, created_by=user) for image in objects if image.pk not in already],
+            [
+                ImageForSale(image=image, created_by=user)
+                for image in objects
+                if image.pk not in already
+            ],
             ignore_conflicts=True,
         )
         return len(objects), 0

@@ -30,6 +30,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.views.reports import ReportView
+from wagtail.images import get_image_model
 
 from ..models import ImageClick, JobStatus, PurchaseJob
 from ..permissions import user_can_view_orders
@@ -59,7 +60,9 @@ def ratio(numerator, denominator) -> Decimal | None:
 def divide_cents(numerator: int, denominator: int) -> int:
     if not denominator:
         return 0
-    return int((Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(
+        (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    )
 
 
 def format_ratio(value: Decimal | None) -> str:
@@ -152,8 +155,16 @@ class RevenueReportView(SmiReportView):
     results_template_name = "wagtail_smi/admin/reports/revenue_results.html"
     export_filename = "revenue"
     list_export = [
-        "period_label", "currency", "revenue_major", "refunds_major", "cost_major",
-        "profit_major", "margin", "orders", "aov_major", "customers",
+        "period_label",
+        "currency",
+        "revenue_major",
+        "refunds_major",
+        "cost_major",
+        "profit_major",
+        "margin",
+        "orders",
+        "aov_major",
+        "customers",
     ]
     export_headings = {
         "period_label": _("Period"),
@@ -174,7 +185,9 @@ class RevenueReportView(SmiReportView):
 
     @property
     def period_name(self) -> str:
-        return {"day": gettext("day"), "week": gettext("week"), "month": gettext("month")}[self.period]
+        return {"day": gettext("day"), "week": gettext("week"), "month": gettext("month")}[
+            self.period
+        ]
 
     def period_label(self, moment) -> str:
         day = timezone.localtime(moment, timezone.get_current_timezone()).date()
@@ -200,8 +213,12 @@ class RevenueReportView(SmiReportView):
 
     def build_rows(self) -> list[dict]:
         jobs = self.filtered_jobs().filter(PAID)
-        period = Trunc("paid_at", self.period, output_field=DateTimeField(),
-                       tzinfo=timezone.get_current_timezone())
+        period = Trunc(
+            "paid_at",
+            self.period,
+            output_field=DateTimeField(),
+            tzinfo=timezone.get_current_timezone(),
+        )
         rows = (
             jobs.annotate(period=period)
             .values("period", "currency")
@@ -217,8 +234,11 @@ class RevenueReportView(SmiReportView):
     @cached_property
     def totals(self) -> list[dict]:
         rows = (
-            self.filtered_jobs().filter(PAID)
-            .values("currency").annotate(**self._aggregates()).order_by("currency")
+            self.filtered_jobs()
+            .filter(PAID)
+            .values("currency")
+            .annotate(**self._aggregates())
+            .order_by("currency")
         )
         result = []
         for row in rows:
@@ -273,14 +293,21 @@ class RevenueReportView(SmiReportView):
             row = by_start.get(start)
             if row is None:
                 label = self.period_label(
-                    timezone.make_aware(datetime.combine(start, time(12)), timezone.get_current_timezone())
+                    timezone.make_aware(
+                        datetime.combine(start, time(12)), timezone.get_current_timezone()
+                    )
                 )
                 bars.append(charts.Bar(label=label, value=0, display=format_price(0, currency)))
             else:
-                bars.append(charts.Bar(
-                    label=row["period_label"], value=row["revenue"], display=row["display"]["revenue"],
-                    alt_value=row["refunds"], alt_display=row["display"]["refunds"],
-                ))
+                bars.append(
+                    charts.Bar(
+                        label=row["period_label"],
+                        value=row["revenue"],
+                        display=row["display"]["revenue"],
+                        alt_value=row["refunds"],
+                        alt_display=row["display"]["refunds"],
+                    )
+                )
         rows = [by_start[start] for start in slots if start in by_start]
         total = sum(r["revenue"] for r in rows)
         return charts.column_chart(
@@ -291,7 +318,8 @@ class RevenueReportView(SmiReportView):
             description=gettext(
                 "%(count)s periods from %(first)s to %(last)s, %(total)s in all; "
                 "the table below lists every figure."
-            ) % {
+            )
+            % {
                 "count": len(bars),
                 "first": bars[0].label if bars else "",
                 "last": bars[-1].label if bars else "",
@@ -313,8 +341,15 @@ class ImagesPagesReportView(SmiReportView):
     SORT_KEYS = ("title", "clicks", "purchases", "conversion", "revenue", "profit")
     default_ordering = "-revenue"
     list_export = [
-        "ref", "title", "currency", "clicks", "purchases", "conversion", "revenue_major",
-        "profit_major", "top_resolution",
+        "ref",
+        "title",
+        "currency",
+        "clicks",
+        "purchases",
+        "conversion",
+        "revenue_major",
+        "profit_major",
+        "top_resolution",
     ]
     export_headings = {
         "ref": _("Id"),
@@ -350,12 +385,16 @@ class ImagesPagesReportView(SmiReportView):
         )
         clicks = dict(
             self.filter_clicks(ImageClick.objects.order_by())
-            .values(ref).annotate(n=Count("id")).values_list(ref, "n")
+            .values(ref)
+            .annotate(n=Count("id"))
+            .values_list(ref, "n")
         )
         top = {}
         for row in (
-            jobs.filter(PAID).values(ref, "currency", "resolution")
-            .annotate(n=Count("id")).order_by(ref, "currency", "-n", "resolution")
+            jobs.filter(PAID)
+            .values(ref, "currency", "resolution")
+            .annotate(n=Count("id"))
+            .order_by(ref, "currency", "-n", "resolution")
         ):
             top.setdefault((row[ref], row["currency"]), row["resolution"])
 
@@ -363,8 +402,16 @@ class ImagesPagesReportView(SmiReportView):
         for row in sales:
             key = row[ref]
             seen.add(key)
-            rows.append(self._row(key, row["title"], row["currency"], clicks.get(key, 0), row,
-                                  top.get((key, row["currency"]), "")))
+            rows.append(
+                self._row(
+                    key,
+                    row["title"],
+                    row["currency"],
+                    clicks.get(key, 0),
+                    row,
+                    top.get((key, row["currency"]), ""),
+                )
+            )
         missing = [key for key in clicks if key not in seen]
         titles = self._titles(missing)
         for key in missing:
@@ -376,10 +423,10 @@ class ImagesPagesReportView(SmiReportView):
         if not keys:
             return {}
         if self.group == "image":
-            from wagtail.images import get_image_model
-
             model = get_image_model()
         else:
+            # Deferred: the page model is looked up when the report runs, not while the
+            # admin's hooks load (Wagtail 8 lets a site swap its page model).
             from wagtail.models import Page as model
         return dict(model.objects.filter(pk__in=keys).values_list("pk", "title"))
 
@@ -460,8 +507,8 @@ class FunnelReportView(SmiReportView):
             abandoned=Count("id", filter=Q(status=JobStatus.ABANDONED)),
         )
         figures["clicks"] = self.filter_clicks(ImageClick.objects.order_by()).count()
-        figures["abandonment_rate"] = (
-            ratio(figures["started"] - figures["paid"], figures["started"])
+        figures["abandonment_rate"] = ratio(
+            figures["started"] - figures["paid"], figures["started"]
         )
         figures["refund_rate"] = ratio(figures["refunded"], figures["paid"])
         return figures
@@ -476,18 +523,21 @@ class FunnelReportView(SmiReportView):
         ]
         rows, previous = [], None
         for label, count in stages:
-            rows.append({
-                "stage": label,
-                "count": count,
-                "of_previous": ratio(count, previous) if previous is not None else None,
-                "of_first": ratio(count, f["clicks"]),
-            })
+            rows.append(
+                {
+                    "stage": label,
+                    "count": count,
+                    "of_previous": ratio(count, previous) if previous is not None else None,
+                    "of_first": ratio(count, f["clicks"]),
+                }
+            )
             previous = count
         return rows
 
     def resolutions(self) -> list[dict]:
         rows = (
-            self.filtered_jobs().values("resolution")
+            self.filtered_jobs()
+            .values("resolution")
             .annotate(started=Count("id"), paid=Count("id", filter=PAID))
             .order_by("-paid", "-started", "resolution")
         )
@@ -521,7 +571,9 @@ def _urls():
     for view in REPORTS:
         slug = view.url_name
         patterns.append(path(f"{slug}/", view.as_view(), name=slug))
-        patterns.append(path(f"{slug}/results/", view.as_view(results_only=True), name=f"{slug}_results"))
+        patterns.append(
+            path(f"{slug}/results/", view.as_view(results_only=True), name=f"{slug}_results")
+        )
     return patterns
 
 

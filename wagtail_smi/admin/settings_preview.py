@@ -12,8 +12,8 @@ from django.http import JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
+from ..models.settings_form import STRIPE_CURRENCIES
 from ..pricing import DEFAULT_RESOLUTIONS, PricingRules, ResolutionOption, format_price, quote
-from .settings_form import STRIPE_CURRENCIES
 
 SAMPLE_SIZES = ((1000, 1000), (2000, 1500))
 DECIMAL_FIELDS = ("cost_per_credit", "credits_per_megapixel", "markup_percent")
@@ -33,7 +33,7 @@ def _decimal(params, name, default):
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise PreviewError(name, gettext("Enter a number."))
+        raise PreviewError(name, gettext("Enter a number.")) from None
     if not value.is_finite() or value < 0 or value > Decimal("1000000"):
         raise PreviewError(name, gettext("Enter a number between 0 and 1,000,000."))
     return value
@@ -53,11 +53,15 @@ def _resolutions(params) -> tuple[ResolutionOption, ...]:
         try:
             factor_value = int(factor)
         except ValueError:
-            raise PreviewError("resolution", gettext("The factor must be a whole number."))
+            raise PreviewError(
+                "resolution", gettext("The factor must be a whole number.")
+            ) from None
         if not 2 <= factor_value <= 16:
             raise PreviewError("resolution", gettext("The factor must be between 2 and 16."))
         label = parts[3][:64] if len(parts) > 3 and parts[3] else key
-        options.append(ResolutionOption(key, factor_value, label, "", enabled in ("1", "true", "on")))
+        options.append(
+            ResolutionOption(key, factor_value, label, "", enabled in ("1", "true", "on"))
+        )
     return tuple(options)
 
 
@@ -93,26 +97,32 @@ def price_preview(request):
     try:
         rules = rules_from_params(request.GET)
     except PreviewError as exc:
-        return JsonResponse({"error": "invalid", "field": exc.field, "message": str(exc)}, status=400)
+        return JsonResponse(
+            {"error": "invalid", "field": exc.field, "message": str(exc)}, status=400
+        )
     samples = []
     for width, height in SAMPLE_SIZES:
-        quotes = [quote(width, height, option, rules) for option in rules.resolutions if option.enabled]
-        samples.append({
-            "width": width,
-            "height": height,
-            "quotes": [
-                {
-                    "key": q.key,
-                    "label": q.label,
-                    "factor": q.factor,
-                    "output_width": q.output_width,
-                    "output_height": q.output_height,
-                    "price_cents": q.price_cents,
-                    "price_display": format_price(q.price_cents, rules.currency),
-                    "available": q.available,
-                    "reason": q.reason,
-                }
-                for q in quotes
-            ],
-        })
+        quotes = [
+            quote(width, height, option, rules) for option in rules.resolutions if option.enabled
+        ]
+        samples.append(
+            {
+                "width": width,
+                "height": height,
+                "quotes": [
+                    {
+                        "key": q.key,
+                        "label": q.label,
+                        "factor": q.factor,
+                        "output_width": q.output_width,
+                        "output_height": q.output_height,
+                        "price_cents": q.price_cents,
+                        "price_display": format_price(q.price_cents, rules.currency),
+                        "available": q.available,
+                        "reason": q.reason,
+                    }
+                    for q in quotes
+                ],
+            }
+        )
     return JsonResponse({"currency": rules.currency, "samples": samples})

@@ -1,55 +1,59 @@
-"""The "Orders" admin: a read-only ModelViewSet over ``PurchaseJob``.
+"""The "Orders" admin: ``PurchaseJob`` as a read-only snippet.
 
-Orders are created by checkout and changed only by the state machine, so the admin has no
-add, copy, edit or delete views: a list (filters, search, export) and an inspect view with
-the event log, the downloads and the actions (``views.py``).
+Orders are created by checkout and changed only through the operations, so the viewset has
+no add, copy, edit, delete, history or usage views (and so no such URLs or buttons): a
+list (filters, search, CSV/XLSX export), an inspect view with the event log and the
+downloads, one confirmation page per action (``actions.py``) and the snippet chooser
+(``chooser.py``). The model has no revisions, drafts, locking or workflow, so Wagtail adds
+none of those views either. Orders have their own menu item and are listed on the Snippets
+page too.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from django.db.models import Prefetch, Q
+from django.contrib.admin.utils import quote
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from wagtail.admin.admin_url_finder import ModelAdminURLFinder
 from wagtail.admin.ui.tables import BaseColumn, Column, DateColumn, StatusTagColumn, TitleColumn
-from wagtail.admin.views import generic
-from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.admin.widgets.button import Button
 from wagtail.images import get_image_model
+from wagtail.snippets.views import snippets
 
 from ..models import PurchaseJob
-from ..permissions import VIEW_ACTIONS, user_can_act_on_orders
+from ..permissions import VIEW_ACTIONS, user_can_act_on_orders, user_can_view_orders
 from ..pricing import format_price
 from ..timeline import describe
-from . import views
+from .actions import ORDER_ACTIONS, offered_actions
+from .chooser import OrderChooserViewSet
 from .exports import FormulaEscapingExportMixin
-from .filters import OrderFilterSet
+from .filters import OrderFilterSet, search_orders
 
 THUMBNAIL_SPEC = "fill-80x80"
 
+# URL names a ``SnippetViewSet`` would otherwise hand its views: orders have no such views.
+WRITE_URL_NAMES = (
+    "add_url_name",
+    "copy_url_name",
+    "edit_url_name",
+    "delete_url_name",
+    "history_url_name",
+    "usage_url_name",
+    "lock_url_name",
+    "unlock_url_name",
+    "revisions_view_url_name",
+    "revisions_revert_url_name",
+    "revisions_compare_url_name",
+    "revisions_unschedule_url_name",
+    "unpublish_url_name",
+)
 
 
 def order_amount(job: PurchaseJob) -> str:
     return format_price(job.amount_cents, job.currency)
-
-
-def search_orders(queryset, query: str):
-    """Email, job id (whole or its first characters), Stripe session or payment intent id."""
-    query = query.strip()
-    condition = (
-        Q(email__icontains=query)
-        | Q(checkout_session_id__icontains=query)
-        | Q(payment_intent_id__icontains=query)
-    )
-    try:
-        condition |= Q(pk=uuid.UUID(query))
-    except ValueError:
-        compact = query.replace("-", "").lower()
-        if 4 <= len(compact) < 32 and all(c in "0123456789abcdef" for c in compact):
-            # The short id shown in the list (the UUID's first 8 hex digits).
-            condition |= Q(pk__startswith=query.lower())
-    return queryset.filter(condition)
 
 
 class ThumbnailColumn(BaseColumn):
@@ -72,7 +76,7 @@ class OrderStatusColumn(StatusTagColumn):
         return context
 
 
-class OrderIndexView(FormulaEscapingExportMixin, generic.IndexView):
+class OrderIndexView(FormulaEscapingExportMixin, snippets.IndexView):
     any_permission_required = VIEW_ACTIONS
     default_ordering = "-created_at"
 
@@ -93,12 +97,13 @@ class OrderIndexView(FormulaEscapingExportMixin, generic.IndexView):
 
     @cached_property
     def columns(self):
+        # No bulk-action checkboxes: no bulk action applies to orders.
         return [
             ThumbnailColumn("thumbnail", label=_("Image")),
             TitleColumn(
                 "short_id",
                 label=_("Order"),
-                get_url=lambda job: reverse(self.inspect_url_name, args=[job.pk]),
+                get_url=lambda job: reverse(self.inspect_url_name, args=[quote(job.pk)]),
                 get_title_id=lambda job: f"order_{job.pk}_title",
             ),
             Column("email", label=_("Customer"), sort_key="email"),
@@ -109,25 +114,22 @@ class OrderIndexView(FormulaEscapingExportMixin, generic.IndexView):
         ]
 
 
-class OrderInspectView(generic.InspectView):
+class OrderInspectView(snippets.InspectView):
     any_permission_required = VIEW_ACTIONS
-    template_name = "wagtail_smi/admin/order_inspect.html"
-
-    def get_object(self, queryset=None):
-        from django.shortcuts import get_object_or_404
-
-        return get_object_or_404(
-            PurchaseJob.objects.select_related("image", "page", "site"), pk=self.pk
-        )
-
-    def get_page_subtitle(self):
-        return str(self.object)
 
     MONEY_LABELS = {
         "amount_cents": _("Amount"),
         "upscale_cost_cents": _("Upscaling cost"),
         "refund_amount_cents": _("Refunded"),
     }
+
+    def get_object(self, queryset=None):
+        return get_object_or_404(
+            PurchaseJob.objects.select_related("image", "page", "site"), pk=self.pk
+        )
+
+    def get_page_subtitle(self):
+        return str(self.object)
 
     def get_field_label(self, field_name, field):
         if field_name in self.MONEY_LABELS:
@@ -149,38 +151,80 @@ class OrderInspectView(generic.InspectView):
     def get_id_display_value(self):
         return str(self.object.pk)
 
+    @cached_property
+    def actions(self) -> list[dict]:
+        """The actions offered on this order, for a user who may run them."""
+        if not user_can_act_on_orders(self.request.user):
+            return []
+        namespace = self.index_url_name.rsplit(":", 1)[0]
+        return [
+            {
+                "name": action.name,
+                "label": action.label,
+                "summary": action.summary,
+                "url": reverse(f"{namespace}:action_{action.name}", args=[quote(self.object.pk)]),
+            }
+            for action in offered_actions(self.object)
+        ]
+
+    @cached_property
+    def header_more_buttons(self):
+        return [
+            Button(action["label"], url=action["url"], priority=10 + index)
+            for index, action in enumerate(self.actions)
+        ]
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         job = self.object
         events = list(job.events.select_related("actor").order_by("created_at", "id"))
         for event in events:
             event.sentence = describe(event)
-        context["events"] = events
-        context["downloads"] = job.downloads.all()[:50]
-        context["amount_display"] = order_amount(job)
-        context["status_tone"] = job.state.tone
-        context["can_act"] = user_can_act_on_orders(self.request.user)
-        context["actions"] = views.available_actions(job) if context["can_act"] else []
-        context["action_urls"] = {
-            name: reverse(f"{self.index_url_name.rsplit(':', 1)[0]}:action_{name}", args=[job.pk])
-            for name in views.ACTIONS
-        }
+        context.update(
+            events=events,
+            downloads=job.downloads.all()[:50],
+            amount_display=order_amount(job),
+            status_tone=job.state.tone,
+            actions=self.actions,
+        )
         return context
 
 
-class OrderViewSet(ModelViewSet):
+class OrderAdminURLFinder(ModelAdminURLFinder):
+    """An order's admin page is its inspect view, for whoever may see orders (Wagtail's
+    default asks for "change" and an edit view, which orders do not have)."""
+
+    edit_url_name = "smi_orders:inspect"
+
+    def get_edit_url(self, instance):
+        if self.user is not None and not user_can_view_orders(self.user):
+            return None
+        return self.construct_edit_url(instance)
+
+
+class OrderViewSet(snippets.SnippetViewSet):
     model = PurchaseJob
     icon = "smi-cart"
     menu_label = _("Orders")
+    menu_name = "orders"
     menu_order = 250
     add_to_admin_menu = True
-    name = "smi_orders"
+    # Listed on the Snippets page as well as in the menu (Wagtail leaves snippets that
+    # have their own menu item off that page unless told otherwise).
+    menu_item_is_registered = False
+    url_namespace = "smi_orders"
     url_prefix = "smi/orders"
+    url_finder_class = OrderAdminURLFinder
+    chooser_viewset_class = OrderChooserViewSet
     add_to_reference_index = False
     copy_view_enabled = False
     inspect_view_enabled = True
     index_view_class = OrderIndexView
     inspect_view_class = OrderInspectView
+    # Wagtail's generic templates, not the snippet ones: those add the bulk-action bar.
+    index_template_name = "wagtailadmin/generic/index.html"
+    index_results_template_name = "wagtailadmin/generic/index_results.html"
+    inspect_template_name = "wagtail_smi/admin/order_inspect.html"
     filterset_class = OrderFilterSet
     search_fields = ["email", "checkout_session_id", "payment_intent_id"]
     search_backend_name = None
@@ -262,26 +306,36 @@ class OrderViewSet(ModelViewSet):
 
     def get_common_view_kwargs(self, **kwargs):
         view_kwargs = super().get_common_view_kwargs(**kwargs)
-        # Orders are never added, edited or deleted here: no such URLs exist.
-        for name in ("add_url_name", "edit_url_name", "delete_url_name", "history_url_name",
-                     "usage_url_name", "copy_url_name"):
+        for name in WRITE_URL_NAMES:
             view_kwargs.pop(name, None)
         return view_kwargs
 
     def get_permissions_to_register(self):
-        return super().get_permissions_to_register().filter(
-            codename__in=["view_purchasejob", "change_purchasejob"]
+        # The group editor offers "view" and "change" (run actions) for orders, nothing else.
+        return (
+            super()
+            .get_permissions_to_register()
+            .filter(codename__in=["view_purchasejob", "change_purchasejob"])
         )
 
+    def action_view(self, action_class):
+        return self.construct_view(action_class, inspect_url_name=self.get_url_name("inspect"))
+
     def get_urlpatterns(self):
-        urlpatterns = [
+        conv = self.pk_path_converter
+        return [
+            path("", self.index_view, name="list"),
+            path("results/", self.index_results_view, name="list_results"),
+            # The names the orders list had before it was a snippet, for links made then.
             path("", self.index_view, name="index"),
             path("results/", self.index_results_view, name="index_results"),
-            path("inspect/<uuid:pk>/", self.inspect_view, name="inspect"),
+            path(f"inspect/<{conv}:pk>/", self.inspect_view, name="inspect"),
+            *(
+                path(
+                    f"{action.name.replace('_', '-')}/<{conv}:pk>/",
+                    self.action_view(action),
+                    name=f"action_{action.name}",
+                )
+                for action in ORDER_ACTIONS
+            ),
         ]
-        for name, view in views.ACTIONS.items():
-            urlpatterns.append(path(f"{name.replace('_', '-')}/<uuid:pk>/", view, name=f"action_{name}"))
-        return urlpatterns
-
-
-order_viewset = OrderViewSet()

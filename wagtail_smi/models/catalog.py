@@ -9,6 +9,10 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
+# The page model a site may have swapped in (Wagtail 8's WAGTAIL_PAGE_MODEL); read from the
+# setting itself, since Wagtail names its swappable setting only once wagtail.models loads.
+PAGE_MODEL = getattr(settings, "WAGTAIL_PAGE_MODEL", "wagtailcore.Page")
+
 
 class SaleListing(models.Model):
     """An image that appears in a page's published content.
@@ -18,7 +22,7 @@ class SaleListing(models.Model):
     the site-wide ``ImageForSale`` flag.
     """
 
-    page = models.ForeignKey("wagtailcore.Page", on_delete=models.CASCADE, related_name="+")
+    page = models.ForeignKey(PAGE_MODEL, on_delete=models.CASCADE, related_name="+")
     image = models.ForeignKey(get_image_model_string(), on_delete=models.CASCADE, related_name="+")
     via_block = models.BooleanField(default=False)
     # Resolution keys the block restricts the offer to; empty: all enabled resolutions.

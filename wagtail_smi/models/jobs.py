@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
 from .. import tokens
+from .catalog import PAGE_MODEL
 from .states import STATE_FACTS, JobStatus
 
 
@@ -47,7 +48,7 @@ class PurchaseJob(models.Model):
     image_ref = models.PositiveIntegerField(_("image id"), db_index=True)
     image_title = models.CharField(_("image title"), max_length=255, blank=True)
     page = models.ForeignKey(
-        "wagtailcore.Page",
+        PAGE_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -69,9 +70,7 @@ class PurchaseJob(models.Model):
     discount_cents = models.PositiveIntegerField(_("discount (minor units)"), default=0)
     currency = models.CharField(_("currency"), max_length=3, default="usd")
     credits = models.PositiveIntegerField(_("estimated upscaler credits"), default=0)
-    upscale_cost_cents = models.PositiveIntegerField(
-        _("upscaling cost (minor units)"), default=0
-    )
+    upscale_cost_cents = models.PositiveIntegerField(_("upscaling cost (minor units)"), default=0)
 
     # Customer.
     email = models.EmailField(_("customer email"), blank=True, db_index=True)
@@ -127,14 +126,10 @@ class PurchaseJob(models.Model):
     download_count = models.PositiveIntegerField(_("downloads"), default=0)
     access_revoked_at = models.DateTimeField(_("access revoked"), null=True, blank=True)
     file_deleted_at = models.DateTimeField(_("file deleted"), null=True, blank=True)
-    delivery_email_sent_at = models.DateTimeField(
-        _("download email sent"), null=True, blank=True
-    )
+    delivery_email_sent_at = models.DateTimeField(_("download email sent"), null=True, blank=True)
 
     # Refund.
-    refund_amount_cents = models.PositiveIntegerField(
-        _("refunded (minor units)"), default=0
-    )
+    refund_amount_cents = models.PositiveIntegerField(_("refunded (minor units)"), default=0)
     refund_reason = models.TextField(_("refund reason"), blank=True)
     refund_id = models.CharField(_("refund id"), max_length=255, blank=True)
 

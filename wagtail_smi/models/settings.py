@@ -9,14 +9,15 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 from wagtail.admin.panels import FieldPanel, HelpPanel, MultiFieldPanel
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.fields import StreamField
 
-from ..admin.settings_form import SmiSiteSettingsForm
 from ..pricing import DEFAULT_RESOLUTIONS, PricingRules, ResolutionOption
+from .settings_form import SmiSiteSettingsForm
 
 
 class ResolutionBlock(blocks.StructBlock):
@@ -110,7 +111,10 @@ class SmiSiteSettings(BaseSiteSetting):
         _("download link valid for (hours)"), default=24, validators=[MinValueValidator(1)]
     )
     button_text = models.CharField(
-        _("button text"), max_length=64, blank=True, default="",
+        _("button text"),
+        max_length=64,
+        blank=True,
+        default="",
         help_text=_("Leave empty for the default, “Buy high-res”."),
     )
     terms_url = models.URLField(
@@ -179,6 +183,4 @@ class SmiSiteSettings(BaseSiteSetting):
         )
 
     def get_button_text(self) -> str:
-        from django.utils.translation import gettext
-
         return self.button_text or gettext("Buy high-res")

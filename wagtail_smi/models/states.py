@@ -63,13 +63,23 @@ STATE_FACTS: dict[str, StateFacts] = {
     S.PAID: StateFacts("paid", 20, False, "info", _("Paid"), frozenset({REFUND})),
     S.PROCESSING: StateFacts("upscaling", 40, False, "info", _("Upscaling"), frozenset({REFUND})),
     S.COMPLETED: StateFacts(
-        "ready", 100, True, "success", _("Ready"),
+        "ready",
+        100,
+        True,
+        "success",
+        _("Ready"),
         frozenset({REFUND, RESEND_LINK, REDELIVER, REVOKE}),
     ),
-    S.FAILED: StateFacts("failed", 100, False, "critical", _("Being refunded"), frozenset({REFUND})),
+    S.FAILED: StateFacts(
+        "failed", 100, False, "critical", _("Being refunded"), frozenset({REFUND})
+    ),
     S.REFUNDED: StateFacts("refunded", 100, True, "neutral", _("Refunded"), frozenset()),
     S.NEEDS_ATTENTION: StateFacts(
-        "needs_attention", 100, True, "critical", _("Being looked into"),
+        "needs_attention",
+        100,
+        True,
+        "critical",
+        _("Being looked into"),
         frozenset({RETRY, REFUND, REDELIVER, RESOLVE}),
     ),
 }

@@ -13,6 +13,8 @@ own actions keep ``check()`` apart from ``execute()``.
 
 from __future__ import annotations
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 
 from .. import permissions
@@ -39,7 +41,7 @@ from .resolution import resolve_by_hand, retry
 ADMIN_OPERATIONS = (RETRY, REFUND, RESEND_LINK, REDELIVER, RESOLVE, REVOKE)
 
 
-def require_permission(user, operation: str) -> None:
+def require_permission(user: AbstractBaseUser | AnonymousUser, operation: str) -> None:
     """Raise ``PermissionDenied`` unless ``user`` may run this admin operation."""
     if operation not in ADMIN_OPERATIONS or not permissions.user_can_act_on_orders(user):
         raise PermissionDenied

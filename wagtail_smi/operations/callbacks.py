@@ -13,7 +13,7 @@ from django.utils import timezone
 from ..models import EventCode, JobStatus, PurchaseJob
 from ..upscalers import UpscalerError, get_upscaler
 from ..workflow import locked_job, record_event
-from .common import process_later
+from .common import JobId, process_later
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ S = JobStatus
 EARLY_CALLBACK = "CALLBACK_RECEIVED"
 
 
-def upscaler_callback(job_id, secret: str, named_id: str = "") -> bool:
+def upscaler_callback(job_id: JobId, secret: str, named_id: str = "") -> bool:
     """The upscaler says something happened to a job: a hint only. Returns False when the
     job does not exist or the secret is wrong (nothing is changed or revealed).
 
@@ -68,23 +68,36 @@ def _adopt_from_callback(job: PurchaseJob, candidate: str) -> None:
         return
     if PurchaseJob.objects.filter(upscaler_job_id=candidate).exclude(pk=job.pk).exists():
         logger.warning("job %s: callback named an upscaler job another order has; ignored", job.pk)
-        record_event(job, EventCode.CALLBACK_IGNORED,
-                     {"upscaler": upscaler.name, "external_id": candidate, "why": "other_order"})
+        record_event(
+            job,
+            EventCode.CALLBACK_IGNORED,
+            {"upscaler": upscaler.name, "external_id": candidate, "why": "other_order"},
+        )
         return
     try:
         status = upscaler.status(candidate)
     except UpscalerError as exc:
-        record_event(job, EventCode.CALLBACK_IGNORED, {
-            "upscaler": upscaler.name, "external_id": candidate, "why": "unconfirmed",
-            "error": str(exc)[:200],
-        })
+        record_event(
+            job,
+            EventCode.CALLBACK_IGNORED,
+            {
+                "upscaler": upscaler.name,
+                "external_id": candidate,
+                "why": "unconfirmed",
+                "error": str(exc)[:200],
+            },
+        )
         return
     except Exception:  # a bug, or an answer the client did not expect: the grace period goes on
         logger.exception("job %s: confirming the callback's upscaler job failed", job.pk)
         return
     now = timezone.now()
     with locked_job(job) as current:
-        if current.status != S.PROCESSING or current.upscaler_job_id or not current.upscaler_submitted_at:
+        if (
+            current.status != S.PROCESSING
+            or current.upscaler_job_id
+            or not current.upscaler_submitted_at
+        ):
             return
         current.upscaler_job_id = candidate
         current.upscaler_status = status.status
@@ -95,11 +108,17 @@ def _adopt_from_callback(job: PurchaseJob, candidate: str) -> None:
         current.next_attempt_at = now
         current.save(
             update_fields=[
-                "upscaler_job_id", "upscaler_status", "upscaler_credits", "attempts",
-                "last_error", "next_attempt_at", "updated_at",
+                "upscaler_job_id",
+                "upscaler_status",
+                "upscaler_credits",
+                "attempts",
+                "last_error",
+                "next_attempt_at",
+                "updated_at",
             ]
         )
-    record_event(current, EventCode.SUBMITTED,
-                 {"upscaler": upscaler.name, "external_id": candidate, "via": "callback"})
-
-
+    record_event(
+        current,
+        EventCode.SUBMITTED,
+        {"upscaler": upscaler.name, "external_id": candidate, "via": "callback"},
+    )

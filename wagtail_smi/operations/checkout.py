@@ -27,7 +27,7 @@ class CheckoutUnavailable(ServiceUnavailable):
 
     code = "payment_provider_error"
 
-    def __init__(self, message: str, *, job: PurchaseJob):
+    def __init__(self, message: str, *, job: PurchaseJob) -> None:
         super().__init__(message)
         self.job = job
 
@@ -51,7 +51,8 @@ def start_checkout(
     if chosen is None:
         raise InvalidInput(
             _("This resolution is not offered for this image."),
-            code="resolution_unavailable", field="resolution",
+            code="resolution_unavailable",
+            field="resolution",
         )
     if not chosen.available:
         raise InvalidInput(chosen.reason, code="resolution_unavailable", field="resolution")
@@ -86,7 +87,8 @@ def start_checkout(
             cancel_url=links.page_url(page, offer.site),
         )
         workflow.record_event(
-            job, EventCode.CHECKOUT_STARTED,
+            job,
+            EventCode.CHECKOUT_STARTED,
             {"resolution": chosen.key, "amount_cents": chosen.price_cents, "currency": currency},
         )
 

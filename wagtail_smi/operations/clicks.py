@@ -7,4 +7,6 @@ from ..models import ImageClick
 
 
 def record_click(offer: SaleOffer) -> None:
-    ImageClick.objects.create(image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk)
+    ImageClick.objects.create(
+        image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk
+    )

@@ -10,10 +10,12 @@ could not be sent, and delete files whose time is up.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,7 +25,7 @@ from ..fetching import ResultRejected
 from ..models import EventCode, JobEvent, JobStatus, PurchaseJob, SmiSiteSettings
 from ..upscalers import UpscalerError
 from ..workflow import locked_job, record_event, transition, update_job
-from .common import after_commit
+from .common import Actor, JobId, after_commit
 from .errors import NotAllowed, OperationError
 from .upscaling import produce_result
 
@@ -60,7 +62,13 @@ def token_fields(job: PurchaseJob) -> tuple[str, dict]:
 
 
 def install_result(
-    job_id, path: Path, *, from_states, code: str, actor=None, **extra_fields
+    job_id: JobId,
+    path: Path,
+    *,
+    from_states: Iterable[str],
+    code: str,
+    actor: Actor = None,
+    **extra_fields: Any,
 ) -> PurchaseJob | None:
     """Store a validated result and deliver it: the one way a file reaches a customer.
 
@@ -94,8 +102,15 @@ def install_result(
             current = update_job(current, **fields)
             record_event(current, code, {"size_bytes": size}, actor=actor)
         else:
-            current = transition(current, S.COMPLETED, code=code, data={"size_bytes": size},
-                                 actor=actor, only_from=from_states, **fields)
+            current = transition(
+                current,
+                S.COMPLETED,
+                code=code,
+                data={"size_bytes": size},
+                actor=actor,
+                only_from=from_states,
+                **fields,
+            )
         if old_path and old_path != name:
             after_commit(lambda: storage.delete_stored_file(old_path))
         delivered = current
@@ -103,21 +118,24 @@ def install_result(
     return current
 
 
-def redeliver(job_id, *, actor=None) -> PurchaseJob:
+def redeliver(job_id: JobId, *, actor: Actor = None) -> PurchaseJob:
     """Admin: rebuild a lost delivery (file deleted or missing, or stuck after the result
     arrived) from the upscaler's result or, for a local upscaler, from the original; then
     a new link is emailed. Runs in the caller's process."""
     redeliverable = {S.COMPLETED, S.NEEDS_ATTENTION}
     job = PurchaseJob.objects.select_related("site", "image").get(pk=job_id)
     if job.status not in redeliverable:
-        raise DeliveryError(_("Only completed orders or orders that need attention can be redelivered."))
+        raise DeliveryError(
+            _("Only completed orders or orders that need attention can be redelivered.")
+        )
     try:
         path = produce_result(job)
     except (UpscalerError, ResultRejected) as exc:
         raise DeliveryError(str(exc)) from exc
     try:
-        delivered = install_result(job.pk, path, from_states=redeliverable,
-                                   code=EventCode.REDELIVERED, actor=actor)
+        delivered = install_result(
+            job.pk, path, from_states=redeliverable, code=EventCode.REDELIVERED, actor=actor
+        )
     finally:
         path.unlink(missing_ok=True)
     if delivered is None:
@@ -125,7 +143,7 @@ def redeliver(job_id, *, actor=None) -> PurchaseJob:
     return delivered
 
 
-def resend_link(job_id, *, actor=None) -> PurchaseJob:
+def resend_link(job_id: JobId, *, actor: Actor = None) -> PurchaseJob:
     """Issue a new token (expiry counted from now, downloads reset) and email it again.
 
     The old link stops working. Refused (``DeliveryError``) when there is nothing to send.
@@ -144,7 +162,7 @@ def resend_link(job_id, *, actor=None) -> PurchaseJob:
     return job
 
 
-def revoke(job_id, *, reason: str = "", actor=None) -> PurchaseJob:
+def revoke(job_id: JobId, *, reason: str = "", actor: Actor = None) -> PurchaseJob:
     """Admin: the delivered file can no longer be downloaded (the order stays completed;
     cleanup deletes the file). A redelivery gives access back."""
     with locked_job(job_id) as job:
@@ -160,7 +178,7 @@ def revoke(job_id, *, reason: str = "", actor=None) -> PurchaseJob:
 # The "download ready" email -----------------------------------------------------------------
 
 
-def send_ready_email(job_id, token: str) -> bool:
+def send_ready_email(job_id: JobId, token: str) -> bool:
     """Email the download link; on failure say so (log, order event, admin alert) and leave
     ``delivery_email_sent_at`` empty so the sweeper tries again (``retry_ready_email``).
     Runs after commit, where an exception would only be logged: hence no raising here."""
@@ -179,15 +197,18 @@ def send_ready_email(job_id, token: str) -> bool:
         record_event(job, EventCode.EMAIL_FAILED, {"email": READY_EMAIL, "problem": problem[:500]})
         emails.send_admin_alert(
             job,
-            _("The download email could not be sent to the customer (%(problem)s). It will be "
-              "tried again for a day; you can also resend it from the order.") % {"problem": problem},
+            _(
+                "The download email could not be sent to the customer (%(problem)s). It will be "
+                "tried again for a day; you can also resend it from the order."
+            )
+            % {"problem": problem},
         )
     except Exception:  # the mail server may be down for everyone: the log still has it
         logger.exception("job %s: could not report the unsent download email", job_id)
     return False
 
 
-def unsent_ready_emails(now):
+def unsent_ready_emails(now: datetime) -> QuerySet[PurchaseJob]:
     """Completed orders whose "download ready" email never went out, completed in the last
     day, with no failed attempt in the last 15 minutes (and none pending right now)."""
     recent_failure = JobEvent.objects.filter(
@@ -211,7 +232,7 @@ def unsent_ready_emails(now):
     )
 
 
-def retry_ready_email(job_id, now) -> bool:
+def retry_ready_email(job_id: JobId, now: datetime) -> bool:
     """Sweeper: send the download email again. Only the token's hash is stored, so a new
     token replaces the one nobody received; its expiry and download count are kept."""
     with locked_job(job_id):
@@ -228,16 +249,18 @@ def retry_ready_email(job_id, now) -> bool:
 # Expiry ---------------------------------------------------------------------------------------
 
 
-def deletable_files(now):
+def deletable_files(now: datetime) -> QuerySet[PurchaseJob]:
     """Orders whose delivered file can no longer be downloaded."""
     return (
         PurchaseJob.objects.filter(file_deleted_at__isnull=True)
         .exclude(result_path="")
-        .filter(Q(token_expires_at__lt=now) | Q(status=S.REFUNDED) | Q(access_revoked_at__isnull=False))
+        .filter(
+            Q(token_expires_at__lt=now) | Q(status=S.REFUNDED) | Q(access_revoked_at__isnull=False)
+        )
     )
 
 
-def expire_file(job_id, name: str, now) -> bool:
+def expire_file(job_id: JobId, name: str, now: datetime) -> bool:
     """Delete one order's file if it is still the one cleanup saw and still not downloadable.
 
     An admin may have resent the link (new expiry) or redelivered (new file) since cleanup

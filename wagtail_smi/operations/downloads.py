@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from .. import tokens
 from ..models import DownloadEvent, JobStatus, PurchaseJob
+from .common import JobId
 from .errors import OperationError
 
 S = JobStatus
@@ -44,10 +45,14 @@ def find_by_token(token: str) -> PurchaseJob | None:
     """The order an emailed download token belongs to (only its hash is stored)."""
     if not tokens.is_download_token(token):
         return None
-    return PurchaseJob.objects.filter(token_hash=tokens.hash_token(token)).select_related("site").first()
+    return (
+        PurchaseJob.objects.filter(token_hash=tokens.hash_token(token))
+        .select_related("site")
+        .first()
+    )
 
 
-def find_by_key(job_id, key: str | None) -> PurchaseJob | None:
+def find_by_key(job_id: JobId, key: str | None) -> PurchaseJob | None:
     job = PurchaseJob.objects.filter(pk=job_id).select_related("site").first()
     if job is None or not job.check_access_key(key):
         return None
@@ -83,7 +88,9 @@ def is_resume(job: PurchaseJob, range_start: int | None, client: str) -> bool:
     return bool(range_start) and range_start > 0 and counted_recently(job, client)
 
 
-def check_downloadable(job: PurchaseJob, *, range_start: int | None = None, client: str = "") -> None:
+def check_downloadable(
+    job: PurchaseJob, *, range_start: int | None = None, client: str = ""
+) -> None:
     """Raise ``DownloadRefused`` when this order's file cannot be downloaded now.
 
     A used-up download limit still lets through what may be a resume (``range_start``
@@ -118,7 +125,9 @@ def record_download(job: PurchaseJob, *, client: str, range_start: int | None) -
     resuming = is_resume(job, range_start, client)
     if not resuming:
         allowed = Q(download_limit__isnull=True) | Q(download_count__lt=F("download_limit"))
-        took = PurchaseJob.objects.filter(allowed, pk=job.pk).update(download_count=F("download_count") + 1)
+        took = PurchaseJob.objects.filter(allowed, pk=job.pk).update(
+            download_count=F("download_count") + 1
+        )
         if not took:
             raise refused("limit_reached")
     DownloadEvent.objects.create(

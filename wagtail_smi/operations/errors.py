@@ -12,7 +12,7 @@ class OperationError(Exception):
 
     code = "operation_failed"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str = ""):
+    def __init__(self, message: str, *, code: str | None = None, field: str = "") -> None:
         super().__init__(message)
         self.message = str(message)
         if code:

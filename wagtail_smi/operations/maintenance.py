@@ -46,7 +46,12 @@ def sweep() -> dict[str, int]:
     emails_retried = 0
     for job_id in unsent_ready_emails(now).values_list("pk", flat=True)[:50]:
         emails_retried += retry_ready_email(job_id, now)
-    return {"started": started, "polled": polled, "refunds": refunds, "emails_retried": emails_retried}
+    return {
+        "started": started,
+        "polled": polled,
+        "refunds": refunds,
+        "emails_retried": emails_retried,
+    }
 
 
 def cleanup() -> dict[str, int]:

@@ -21,7 +21,7 @@ from ..models import EventCode, JobStatus, ProcessedWebhookEvent, PurchaseJob
 from ..models.states import UNPAID
 from ..payments import PaymentEvent, PaymentProvider
 from ..workflow import locked_job, record_event, transition, update_job
-from .common import after_commit, alert_admins, process_later
+from .common import JobId, after_commit, alert_admins, process_later
 from .errors import RetryLater
 from .refunds import NotPaidYet, record_provider_refund, record_refund_failure
 
@@ -31,7 +31,7 @@ S = JobStatus
 
 
 def mark_paid(
-    job_id,
+    job_id: JobId,
     *,
     provider: str,
     reference: str = "",
@@ -48,10 +48,14 @@ def mark_paid(
     """
     with locked_job(job_id) as current:
         if current.status not in UNPAID:
-            logger.info("job %s: payment reported again while %s; ignored", current.pk, current.status)
+            logger.info(
+                "job %s: payment reported again while %s; ignored", current.pk, current.status
+            )
             return None
         if current.status == S.ABANDONED:
-            logger.warning("job %s: payment arrived after the checkout was abandoned; honoured", current.pk)
+            logger.warning(
+                "job %s: payment arrived after the checkout was abandoned; honoured", current.pk
+            )
         fields = {"last_error": ""}
         if email and not current.email:
             fields["email"] = email
@@ -61,38 +65,59 @@ def mark_paid(
         if discount:
             fields["discount_cents"] = discount
         job = transition(
-            current, S.PAID, code=EventCode.PAYMENT_RECEIVED,
+            current,
+            S.PAID,
+            code=EventCode.PAYMENT_RECEIVED,
             data={"provider": provider, "reference": reference},
-            only_from=UNPAID, **fields,
+            only_from=UNPAID,
+            **fields,
         )
         if discount:
-            record_event(job, EventCode.DISCOUNT_APPLIED, {
-                "discount_cents": discount, "amount_cents": job.amount_cents,
-                "paid_cents": job.paid_amount_cents, "currency": job.currency,
-            })
+            record_event(
+                job,
+                EventCode.DISCOUNT_APPLIED,
+                {
+                    "discount_cents": discount,
+                    "amount_cents": job.amount_cents,
+                    "paid_cents": job.paid_amount_cents,
+                    "currency": job.currency,
+                },
+            )
         process_later(job.pk)
     return job
 
 
-def refuse_payment(job_id, *, provider: str, reference: str, detail: str) -> PurchaseJob:
+def refuse_payment(job_id: JobId, *, provider: str, reference: str, detail: str) -> PurchaseJob:
     """A payment on the order's own checkout that does not match the order (amount,
     currency, kind of checkout). It does not count: the order is left as it is, and an
     admin is told, since money may have been taken that has to be sorted out."""
     with transaction.atomic():
         job = PurchaseJob.objects.get(pk=getattr(job_id, "pk", job_id))
-        record_event(job, EventCode.PAYMENT_NOT_APPLIED,
-                     {"provider": provider, "reference": reference, "detail": detail})
-        alert_admins(job, _(
-            "A payment reported for this order's own checkout does not match the order "
-            "(%(detail)s), so it was not applied. Check the payment with the provider and "
-            "refund it if money was taken."
-        ) % {"detail": detail})
+        record_event(
+            job,
+            EventCode.PAYMENT_NOT_APPLIED,
+            {"provider": provider, "reference": reference, "detail": detail},
+        )
+        alert_admins(
+            job,
+            _(
+                "A payment reported for this order's own checkout does not match the order "
+                "(%(detail)s), so it was not applied. Check the payment with the provider and "
+                "refund it if money was taken."
+            )
+            % {"detail": detail},
+        )
     logger.error("job %s: %s payment %s not applied: %s", job.pk, provider, reference, detail)
     return job
 
 
 def mark_payment_failed(
-    job_id, *, provider: str, reference: str = "", message: str = "", confirmed_email: str = ""
+    job_id: JobId,
+    *,
+    provider: str,
+    reference: str = "",
+    message: str = "",
+    confirmed_email: str = "",
 ) -> PurchaseJob | None:
     """A payment attempt failed; the order stays unpaid so the customer can try again.
 
@@ -105,7 +130,9 @@ def mark_payment_failed(
     """
     with locked_job(job_id) as current:
         if current.status not in UNPAID:
-            logger.info("job %s: payment failure reported while %s; ignored", current.pk, current.status)
+            logger.info(
+                "job %s: payment failure reported while %s; ignored", current.pk, current.status
+            )
             return None
         current.last_error = message or _("The payment failed.")
         pending = current.payment_intent_id
@@ -124,27 +151,40 @@ def mark_payment_failed(
             current.payment_failed_emailed_at = timezone.now()
             fields.append("payment_failed_emailed_at")
         current.save(update_fields=fields)
-        record_event(current, EventCode.PAYMENT_FAILED,
-                     {"provider": provider, "reference": reference, "payment": pending})
+        record_event(
+            current,
+            EventCode.PAYMENT_FAILED,
+            {"provider": provider, "reference": reference, "payment": pending},
+        )
         if notify:
             after_commit(lambda: emails.send_payment_failed(current))
         else:
             logger.info(
-                "job %s: payment failure not emailed (%s)", current.pk,
-                "already emailed" if current.payment_failed_emailed_at else "no address confirmed by the provider",
+                "job %s: payment failure not emailed (%s)",
+                current.pk,
+                "already emailed"
+                if current.payment_failed_emailed_at
+                else "no address confirmed by the provider",
             )
     return current
 
 
-def abandon_checkout(job_id, *, provider: str = "", reference: str = "", hours: int | None = None):
+def abandon_checkout(
+    job_id: JobId, *, provider: str = "", reference: str = "", hours: int | None = None
+) -> PurchaseJob | None:
     """awaiting_payment → abandoned; an order paid meanwhile is left alone (returns None)."""
     with locked_job(job_id) as current:
         if current.status != S.AWAITING_PAYMENT:
             logger.info("job %s: checkout ended while %s; ignored", current.pk, current.status)
             return None
         data = {"provider": provider, "reference": reference} if provider else {"hours": hours}
-        return transition(current, S.ABANDONED, code=EventCode.CHECKOUT_ABANDONED, data=data,
-                          only_from=[S.AWAITING_PAYMENT])
+        return transition(
+            current,
+            S.ABANDONED,
+            code=EventCode.CHECKOUT_ABANDONED,
+            data=data,
+            only_from=[S.AWAITING_PAYMENT],
+        )
 
 
 # Provider events ---------------------------------------------------------------------------
@@ -172,34 +212,29 @@ def _claimed_job(event: PaymentEvent) -> PurchaseJob | None:
 
 def match_event(event: PaymentEvent) -> tuple[str, PurchaseJob | None]:
     """``(OWN, job)`` for the order whose stored id the event carries; ``(WAIT, job)`` while
-    a named, young, unpaid order has not stored its id yet; ``(FOREIGN, named or None)``."""
+    a named, unpaid order has not stored that id yet (and may still); ``(FOREIGN, named or
+    None)`` otherwise.
+
+    A checkout is matched by the order's session id: the id is stored as soon as the
+    provider answers, so a named order only waits while it is young. A charge or refund is
+    matched by the order's payment intent: a refund can reach us before the payment it
+    refunds, and is sent again later.
+    """
     if event.is_checkout:
-        job = (
-            PurchaseJob.objects.filter(checkout_session_id=event.session_id).first()
-            if event.session_id else None
-        )
-        if job is not None:
-            return OWN, job
-        named = _claimed_job(event)
-        if (
-            named is not None
-            and not named.checkout_session_id
-            and named.status in UNPAID
-            and timezone.now() - named.created_at < SESSION_ID_GRACE
-        ):
-            return WAIT, named
-        return FOREIGN, named
-    job = (
-        PurchaseJob.objects.filter(payment_intent_id=event.payment_intent_id).first()
-        if event.payment_intent_id else None
-    )
+        field, value = "checkout_session_id", event.session_id
+    else:
+        field, value = "payment_intent_id", event.payment_intent_id
+    job = PurchaseJob.objects.filter(**{field: value}).first() if value else None
     if job is not None:
         return OWN, job
     named = _claimed_job(event)
-    # A refund can reach us before the payment it refunds; it is sent again later.
-    if named is not None and not named.payment_intent_id and named.status in UNPAID:
-        return WAIT, named
-    return FOREIGN, named
+    may_wait = (
+        named is not None
+        and not getattr(named, field)
+        and named.status in UNPAID
+        and (not event.is_checkout or timezone.now() - named.created_at < SESSION_ID_GRACE)
+    )
+    return (WAIT if may_wait else FOREIGN), named
 
 
 def checkout_mismatches(job: PurchaseJob, event: PaymentEvent) -> list[str]:
@@ -222,13 +257,17 @@ def checkout_mismatches(job: PurchaseJob, event: PaymentEvent) -> list[str]:
     if not 0 <= discount <= subtotal:
         problems.append(f"discount {discount} outside 0..{subtotal}")
     elif total is None or total < subtotal - discount:
-        problems.append(f"amount_total {total!r} below the subtotal less the discount ({subtotal - discount})")
+        problems.append(
+            f"amount_total {total!r} below the subtotal less the discount ({subtotal - discount})"
+        )
     return problems
 
 
 def _paid(job, event: PaymentEvent) -> str:
     if not event.paid:
-        logger.warning("job %s: %s not paid (%s); ignored", job.pk, event.provider_type, event.payment_status)
+        logger.warning(
+            "job %s: %s not paid (%s); ignored", job.pk, event.provider_type, event.payment_status
+        )
         return "ignored"
     done = mark_paid(
         job.pk,
@@ -293,9 +332,17 @@ def _refund_failed(job, event: PaymentEvent) -> str:
         job.pk,
         refund_id=event.refund_id,
         amount_cents=event.refund_amount_cents,
-        message=_("%(provider)s refund %(id)s %(status)s: %(reason)s") % {
-            "provider": event.provider.capitalize(), "id": event.refund_id,
-            "status": event.refund_status, "reason": event.failure_reason or event.refund_status,
+        message=_("%(provider)s refund %(id)s %(status)s: %(reason)s")
+        % {
+            "provider": event.provider.capitalize(),
+            "id": event.refund_id,
+            "status": event.refund_status,
+            "reason": event.failure_reason or event.refund_status,
+        },
+        details={
+            "provider": event.provider,
+            "status": event.refund_status,
+            "failure_reason": event.failure_reason,
         },
     )
     return "refund_failed"
@@ -325,18 +372,34 @@ def apply_payment_event(event: PaymentEvent, provider: PaymentProvider) -> str:
     if how == WAIT:
         logger.warning(
             "%s %s %s (%s) names order %s, which has not stored its %s id yet; asking for "
-            "redelivery", event.provider, event.provider_type, event.event_id, event.object_id,
-            job.pk, event.provider,
+            "redelivery",
+            event.provider,
+            event.provider_type,
+            event.event_id,
+            event.object_id,
+            job.pk,
+            event.provider,
         )
-        raise RetryLater(_("This event arrived before the order it refers to was ready; send it again later."))
+        raise RetryLater(
+            _("This event arrived before the order it refers to was ready; send it again later.")
+        )
     if how == FOREIGN:
         if job is None:
-            logger.info("%s %s %s matches no order; ignored", event.provider, event.provider_type, event.event_id)
+            logger.info(
+                "%s %s %s matches no order; ignored",
+                event.provider,
+                event.provider_type,
+                event.event_id,
+            )
         else:
             logger.warning(
                 "%s %s %s (%s) names order %s but is not the checkout or payment this shop "
-                "created for it; ignored", event.provider, event.provider_type, event.event_id,
-                event.object_id, job.pk,
+                "created for it; ignored",
+                event.provider,
+                event.provider_type,
+                event.event_id,
+                event.object_id,
+                job.pk,
             )
         return "ignored"
     problems = checkout_mismatches(job, event) if event.kind in PAYING else []
@@ -345,23 +408,47 @@ def apply_payment_event(event: PaymentEvent, provider: PaymentProvider) -> str:
             try:
                 with transaction.atomic():  # a savepoint: the losing duplicate leaves no trace
                     ProcessedWebhookEvent.objects.create(
-                        provider=event.provider, event_id=event.event_id,
-                        event_type=event.provider_type, job_id=job.pk,
+                        provider=event.provider,
+                        event_id=event.event_id,
+                        event_type=event.provider_type,
+                        job_id=job.pk,
                     )
             except IntegrityError:
-                logger.info("%s event %s (%s) already applied", event.provider, event.event_id, event.provider_type)
+                logger.info(
+                    "%s event %s (%s) already applied",
+                    event.provider,
+                    event.event_id,
+                    event.provider_type,
+                )
                 return "duplicate"
             if problems:
-                refuse_payment(job.pk, provider=event.provider, reference=event.object_id,
-                               detail="; ".join(problems))
+                refuse_payment(
+                    job.pk,
+                    provider=event.provider,
+                    reference=event.object_id,
+                    detail="; ".join(problems),
+                )
                 outcome = "mismatch"
             elif event.kind == PaymentEvent.REFUNDED:
                 outcome = _refunded(job, event, provider)
             else:
                 outcome = HANDLERS[event.kind](job, event)
-    except NotPaidYet:
-        logger.warning("%s %s for job %s before its payment; asking for redelivery",
-                       event.provider, event.provider_type, job.pk)
-        raise RetryLater(_("This event arrived before the payment it refers to; send it again later."))
-    logger.info("%s %s %s for job %s: %s", event.provider, event.provider_type, event.event_id, job.pk, outcome)
+    except NotPaidYet as exc:
+        logger.warning(
+            "%s %s for job %s before its payment; asking for redelivery",
+            event.provider,
+            event.provider_type,
+            job.pk,
+        )
+        raise RetryLater(
+            _("This event arrived before the payment it refers to; send it again later.")
+        ) from exc
+    logger.info(
+        "%s %s %s for job %s: %s",
+        event.provider,
+        event.provider_type,
+        event.event_id,
+        job.pk,
+        outcome,
+    )
     return outcome

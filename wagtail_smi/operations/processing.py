@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -45,7 +46,7 @@ from ..upscalers import (
 )
 from ..workflow import TransitionNotAllowed, locked_job, record_event, transition, update_job
 from .callbacks import EARLY_CALLBACK
-from .common import after_commit, alert_admins
+from .common import JobId, after_commit, alert_admins
 from .delivery import install_result
 from .refunds import refund_failed_job
 from .upscaling import upscale_request
@@ -64,7 +65,7 @@ SETUP_ERRORS = {"invalid_api_key", "insufficient_credits"}
 # Timing ----------------------------------------------------------------------------------
 
 
-def job_deadline(job: PurchaseJob):
+def job_deadline(job: PurchaseJob) -> datetime:
     if job.deadline_at:
         return job.deadline_at
     start = job.paid_at or job.created_at or timezone.now()
@@ -85,7 +86,7 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def poll_interval(job: PurchaseJob, now) -> float:
+def poll_interval(job: PurchaseJob, now: datetime) -> float:
     """Poll from POLL_START after submission, backing off to at most POLL_MAX."""
     started = job.processing_at or now
     elapsed = (now - started).total_seconds()
@@ -97,7 +98,7 @@ def poll_interval(job: PurchaseJob, now) -> float:
 # The entry point ---------------------------------------------------------------------------
 
 
-def process_job(job_id) -> None:
+def process_job(job_id: JobId) -> None:
     """Move a job forward from wherever it is; the queue and the sweeper call this."""
     job = PurchaseJob.objects.filter(pk=job_id).first()
     if job is None:
@@ -142,7 +143,9 @@ def _continue(job: PurchaseJob) -> None:
     now = timezone.now()
     if now >= job_deadline(job):
         if job.upscaler_job_id:
-            needs_attention(job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}")
+            needs_attention(
+                job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}"
+            )
         elif job.upscaler_submitted_at:
             needs_attention(job, f"deadline passed; {lost_submission_message(job)}")
         else:
@@ -250,15 +253,29 @@ def _record_submission(job: PurchaseJob, upscaler, result) -> None:
             current.save(update_fields=[*fields, "updated_at"])
     if adopted:
         if adopted != result.external_id:
-            logger.warning("job %s: %s answered %s, but %s was adopted already",
-                           job.pk, upscaler.name, result.external_id, adopted)
-            record_event(current, EventCode.CALLBACK_IGNORED, {
-                "upscaler": upscaler.name, "external_id": result.external_id,
-                "why": "answer_after_callback", "kept": adopted,
-            })
+            logger.warning(
+                "job %s: %s answered %s, but %s was adopted already",
+                job.pk,
+                upscaler.name,
+                result.external_id,
+                adopted,
+            )
+            record_event(
+                current,
+                EventCode.CALLBACK_IGNORED,
+                {
+                    "upscaler": upscaler.name,
+                    "external_id": result.external_id,
+                    "why": "answer_after_callback",
+                    "kept": adopted,
+                },
+            )
         return
-    record_event(current, EventCode.SUBMITTED,
-                 {"upscaler": upscaler.name, "external_id": result.external_id, "via": "answer"})
+    record_event(
+        current,
+        EventCode.SUBMITTED,
+        {"upscaler": upscaler.name, "external_id": result.external_id, "via": "answer"},
+    )
     if called_back and current.status == S.PROCESSING:
         _poll(current, upscaler)
 
@@ -267,10 +284,17 @@ def _submission_in_doubt(job: PurchaseJob, error: str) -> None:
     """The upscaler may have received the submission, and charged for it, though no usable
     answer came back: wait for its callback (which names its job) rather than pay twice."""
     stamp = job.upscaler_submitted_at or timezone.now()
-    wait_until = min(stamp + timedelta(minutes=smi_settings.SUBMISSION_GRACE_MINUTES), job_deadline(job))
-    job = update_job(job, last_error=f"submission unconfirmed: {error}"[:1000], next_attempt_at=wait_until)
-    record_event(job, EventCode.SUBMISSION_UNCONFIRMED,
-                 {"error": error[:200], "wait_until": wait_until.isoformat()})
+    wait_until = min(
+        stamp + timedelta(minutes=smi_settings.SUBMISSION_GRACE_MINUTES), job_deadline(job)
+    )
+    job = update_job(
+        job, last_error=f"submission unconfirmed: {error}"[:1000], next_attempt_at=wait_until
+    )
+    record_event(
+        job,
+        EventCode.SUBMISSION_UNCONFIRMED,
+        {"error": error[:200], "wait_until": wait_until.isoformat()},
+    )
 
 
 def _await_lost_submission(job: PurchaseJob, now) -> None:
@@ -298,7 +322,9 @@ def lost_submission_message(job: PurchaseJob) -> str:
 def _poll(job: PurchaseJob, upscaler) -> None:
     now = timezone.now()
     if now >= job_deadline(job):
-        needs_attention(job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}")
+        needs_attention(
+            job, f"deadline passed while the upscaler reports {job.upscaler_status or '?'}"
+        )
         return
     try:
         status = upscaler.status(job.upscaler_job_id)
@@ -360,15 +386,21 @@ def _validate_and_deliver(job: PurchaseJob, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def deliver(job_id, path: Path) -> bool:
+def deliver(job_id: JobId, path: Path) -> bool:
     """Install a validated result for a processing job; returns whether this call did.
 
     Safe to run twice: see ``delivery.install_result``.
     """
-    return install_result(
-        job_id, path, from_states={S.PROCESSING}, code=EventCode.DELIVERED,
-        next_attempt_at=None,
-    ) is not None
+    return (
+        install_result(
+            job_id,
+            path,
+            from_states={S.PROCESSING},
+            code=EventCode.DELIVERED,
+            next_attempt_at=None,
+        )
+        is not None
+    )
 
 
 # Outcomes ----------------------------------------------------------------------------------
@@ -390,8 +422,11 @@ def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
         last_error=error[:1000],
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
     )
-    record_event(job, EventCode.ATTEMPT_FAILED,
-                 {"attempt": attempts, "error": error[:200], "delay_seconds": int(delay)})
+    record_event(
+        job,
+        EventCode.ATTEMPT_FAILED,
+        {"attempt": attempts, "error": error[:200], "delay_seconds": int(delay)},
+    )
 
 
 def _unexpected_failure(job: PurchaseJob, step: str, exc: Exception) -> None:
@@ -426,10 +461,15 @@ def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> 
     logger.warning("job %s failed (%s): %s", job.pk, reason, detail)
     after_commit(lambda: refund_failed_job(str(job.pk), reason))
     if alert:
-        alert_admins(job, _("Processing failed and the order is being refunded: %(detail)s") % {"detail": detail})
+        alert_admins(
+            job,
+            _("Processing failed and the order is being refunded: %(detail)s") % {"detail": detail},
+        )
 
 
-def needs_attention(job: PurchaseJob, message: str, *, from_states=None) -> None:
+def needs_attention(
+    job: PurchaseJob, message: str, *, from_states: Iterable[str] | None = None
+) -> None:
     try:
         job = transition(
             job,
@@ -445,7 +485,7 @@ def needs_attention(job: PurchaseJob, message: str, *, from_states=None) -> None
     alert_admins(job, message)
 
 
-def failure_reason(job_id) -> str:
+def failure_reason(job_id: JobId) -> str:
     """The reason a failed job failed with (from the event that moved it to ``failed``)."""
     event = (
         JobEvent.objects.filter(job_id=job_id, kind=JobEvent.Kind.TRANSITION, to_status=S.FAILED)

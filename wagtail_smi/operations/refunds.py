@@ -19,7 +19,7 @@ from ..models import EventCode, JobStatus, PurchaseJob
 from ..models.states import IN_PIPELINE, UNPAID
 from ..payments import PaymentProviderError, get_payment_provider
 from ..workflow import events_of, locked_job, record_event, transition
-from .common import after_commit, alert_admins
+from .common import Actor, JobId, after_commit, alert_admins
 from .errors import NotAllowed
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,26 @@ def _leave_pipeline(job_id, reason: str, actor=None) -> None:
     """Paid and processing orders leave the pipeline before their money goes back."""
     with locked_job(job_id) as current:
         if current.status in IN_PIPELINE:
-            transition(current, S.FAILED, code=EventCode.REFUND_STARTED, data={"reason": reason},
-                       actor=actor, only_from=IN_PIPELINE)
+            transition(
+                current,
+                S.FAILED,
+                code=EventCode.REFUND_STARTED,
+                data={"reason": reason},
+                actor=actor,
+                only_from=IN_PIPELINE,
+            )
 
 
-def _refunded(current: PurchaseJob, *, total_cents: int, refund_id: str, reason: str,
-              code: str = EventCode.REFUNDED, data: dict | None = None, actor=None) -> PurchaseJob:
+def _refunded(
+    current: PurchaseJob,
+    *,
+    total_cents: int,
+    refund_id: str,
+    reason: str,
+    code: str = EventCode.REFUNDED,
+    data: dict | None = None,
+    actor=None,
+) -> PurchaseJob:
     """Move a locked order to refunded (revoking a delivered download), email on commit."""
     fields = {
         "refund_amount_cents": min(total_cents, current.paid_amount_cents),
@@ -68,15 +82,23 @@ def _refunded(current: PurchaseJob, *, total_cents: int, refund_id: str, reason:
     }
     if current.status == S.COMPLETED and current.access_revoked_at is None:
         fields["access_revoked_at"] = timezone.now()
-    event_data = {"amount_cents": fields["refund_amount_cents"], "currency": current.currency,
-                  "refund_id": refund_id, "reason": reason, **(data or {})}
-    job = transition(current, S.REFUNDED, code=code, data=event_data, actor=actor,
-                     only_from=REFUNDABLE, **fields)
+    event_data = {
+        "amount_cents": fields["refund_amount_cents"],
+        "currency": current.currency,
+        "refund_id": refund_id,
+        "reason": reason,
+        **(data or {}),
+    }
+    job = transition(
+        current, S.REFUNDED, code=code, data=event_data, actor=actor, only_from=REFUNDABLE, **fields
+    )
     after_commit(lambda: emails.send_refund_notice(job))
     return job
 
 
-def refund(job_id, *, reason: str, amount_cents: int | None = None, actor=None) -> PurchaseJob:
+def refund(
+    job_id: JobId, *, reason: str, amount_cents: int | None = None, actor: Actor = None
+) -> PurchaseJob:
     """Refund a paid order through its provider: in full by default, or ``amount_cents``.
 
     Already refunded: nothing is sent. Paid or processing: moved to failed first (the
@@ -94,7 +116,8 @@ def refund(job_id, *, reason: str, amount_cents: int | None = None, actor=None) 
     amount = job.refundable_cents if amount_cents is None else int(amount_cents)
     if amount <= 0 or amount > job.refundable_cents:
         raise RefundNotPossible(
-            _("Refund amount must be between 1 and %(max)s minor units.") % {"max": job.refundable_cents}
+            _("Refund amount must be between 1 and %(max)s minor units.")
+            % {"max": job.refundable_cents}
         )
 
     _leave_pipeline(job.pk, reason, actor)
@@ -112,7 +135,8 @@ def refund(job_id, *, reason: str, amount_cents: int | None = None, actor=None) 
     if not result.went_through:
         return _refund_refused(
             job.pk,
-            _("Refund %(id)s ended %(status)s.") % {"id": result.refund_id, "status": result.status},
+            _("Refund %(id)s ended %(status)s.")
+            % {"id": result.refund_id, "status": result.status},
             actor=actor,
         )
 
@@ -130,7 +154,7 @@ def refund(job_id, *, reason: str, amount_cents: int | None = None, actor=None) 
         )
 
 
-def refund_failed_job(job_id, reason: str) -> None:
+def refund_failed_job(job_id: JobId, reason: str) -> None:
     """Refund an order whose processing failed (``reason`` is the failure's code, which
     the refund email explains). Safe to run again: only a failed order is refunded."""
     job = PurchaseJob.objects.filter(pk=job_id).only("status").first()
@@ -140,11 +164,21 @@ def refund_failed_job(job_id, reason: str) -> None:
 
 
 def _refund_refused(
-    job_id, message: str, *, actor=None, refund_id: str = "", failed_amount_cents: int | None = None
+    job_id,
+    message: str,
+    *,
+    actor=None,
+    refund_id: str = "",
+    failed_amount_cents: int | None = None,
+    details: dict | None = None,
 ) -> PurchaseJob:
-    """Leave the order for an admin: needs_attention where the state machine allows it."""
+    """Leave the order for an admin: needs_attention where the state machine allows it.
+
+    ``message`` goes to ``last_error`` (what the admin reads on the order); the event gets
+    ``details`` (the provider's own words and codes), or the message when there are none.
+    """
     with locked_job(job_id) as current:
-        data = {"error": message, "refund_id": refund_id}
+        data = {"refund_id": refund_id, **(details or {"error": message})}
         if current.status in (S.FAILED, S.REFUNDED):
             # A failed order whose refund was refused, or a refund that later failed: the
             # customer's money is still with us, so an admin must act (and may refund again
@@ -152,13 +186,23 @@ def _refund_refused(
             extra = {}
             if current.status == S.REFUNDED:
                 # Only the failed refund is taken back; earlier successful ones still count.
-                back = current.refund_amount_cents if failed_amount_cents is None else failed_amount_cents
+                back = (
+                    current.refund_amount_cents
+                    if failed_amount_cents is None
+                    else failed_amount_cents
+                )
                 extra["refund_amount_cents"] = max(current.refund_amount_cents - back, 0)
                 if not refund_id or current.refund_id == refund_id:
                     extra["refund_id"] = ""
             current = transition(
-                current, S.NEEDS_ATTENTION, code=EventCode.REFUND_REFUSED, data=data,
-                actor=actor, only_from=[S.FAILED, S.REFUNDED], last_error=message, **extra,
+                current,
+                S.NEEDS_ATTENTION,
+                code=EventCode.REFUND_REFUSED,
+                data=data,
+                actor=actor,
+                only_from=[S.FAILED, S.REFUNDED],
+                last_error=message,
+                **extra,
             )
         else:
             # A completed order stays completed (the customer keeps the file): the error,
@@ -173,7 +217,13 @@ def _refund_refused(
 
 
 def record_provider_refund(
-    job_id, *, provider: str, reference: str, refunded_total_cents: int, refund_id: str, full: bool
+    job_id: JobId,
+    *,
+    provider: str,
+    reference: str,
+    refunded_total_cents: int,
+    refund_id: str,
+    full: bool,
 ) -> PurchaseJob:
     """A refund made outside ``refund`` (e.g. in the Stripe dashboard).
 
@@ -189,19 +239,43 @@ def record_provider_refund(
             if refunded_total_cents > current.refund_amount_cents:
                 current.refund_amount_cents = min(refunded_total_cents, current.paid_amount_cents)
                 current.save(update_fields=["refund_amount_cents", "updated_at"])
-                record_event(current, EventCode.PARTIAL_REFUND, {
-                    "provider": provider, "reference": reference,
-                    "total_cents": refunded_total_cents, "currency": current.currency,
-                })
+                record_event(
+                    current,
+                    EventCode.PARTIAL_REFUND,
+                    {
+                        "provider": provider,
+                        "reference": reference,
+                        "total_cents": refunded_total_cents,
+                        "currency": current.currency,
+                    },
+                )
             return current
         if current.status in IN_PIPELINE:
-            current = transition(current, S.FAILED, code=EventCode.REFUND_STARTED,
-                                 data={"provider": provider, "reference": reference},
-                                 only_from=IN_PIPELINE)
-        return _refunded(current, total_cents=refunded_total_cents, refund_id=refund_id,
-                         reason=reason, data={"provider": provider, "reference": reference})
+            current = transition(
+                current,
+                S.FAILED,
+                code=EventCode.REFUND_STARTED,
+                data={"provider": provider, "reference": reference},
+                only_from=IN_PIPELINE,
+            )
+        return _refunded(
+            current,
+            total_cents=refunded_total_cents,
+            refund_id=refund_id,
+            reason=reason,
+            data={"provider": provider, "reference": reference},
+        )
 
 
-def record_refund_failure(job_id, *, refund_id: str, message: str, amount_cents: int | None = None):
+def record_refund_failure(
+    job_id: JobId,
+    *,
+    refund_id: str,
+    message: str,
+    amount_cents: int | None = None,
+    details: dict | None = None,
+) -> PurchaseJob:
     """A refund that the provider first accepted ended failed or canceled."""
-    return _refund_refused(job_id, message, refund_id=refund_id, failed_amount_cents=amount_cents)
+    return _refund_refused(
+        job_id, message, refund_id=refund_id, failed_amount_cents=amount_cents, details=details
+    )

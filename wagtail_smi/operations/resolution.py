@@ -6,19 +6,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..conf import smi_settings
 from ..models import EventCode, JobStatus, PurchaseJob
 from ..upscalers import FAILED
 from ..workflow import transition
-from .common import process_later
+from .common import Actor, JobId, process_later
+from .errors import InvalidInput
 
 S = JobStatus
 DELIVERED_BY_HAND = "delivered"
 REFUNDED_OUTSIDE = "refunded_outside"
 
 
-def retry(job_id, *, actor=None) -> PurchaseJob:
+def retry(job_id: JobId, *, actor: Actor = None) -> PurchaseJob:
     """needs_attention → paid, and processed again.
 
     If the upscaler still has a live job for it, that job is polled rather than paid for
@@ -47,21 +49,39 @@ def retry(job_id, *, actor=None) -> PurchaseJob:
 
 
 def resolve_by_hand(
-    job_id, *, outcome: str, details: str, amount_cents: int | None = None, actor=None
+    job_id: JobId,
+    *,
+    outcome: str,
+    details: str,
+    amount_cents: int | None = None,
+    actor: Actor = None,
 ) -> PurchaseJob:
     """Record how an order that needs attention was settled outside the system: delivered
     by hand (→ completed) or refunded elsewhere (→ refunded, with the amount, by default
     what was paid)."""
+    if outcome not in (DELIVERED_BY_HAND, REFUNDED_OUTSIDE):
+        raise InvalidInput(
+            _("Choose what happened: delivered by hand, or refunded outside the system."),
+            field="outcome",
+        )
     job = PurchaseJob.objects.get(pk=job_id)
     if outcome == DELIVERED_BY_HAND:
         return transition(
-            job, S.COMPLETED, code=EventCode.RESOLVED_DELIVERED, data={"details": details},
-            actor=actor, only_from=[S.NEEDS_ATTENTION],
+            job,
+            S.COMPLETED,
+            code=EventCode.RESOLVED_DELIVERED,
+            data={"details": details},
+            actor=actor,
+            only_from=[S.NEEDS_ATTENTION],
         )
     amount = job.paid_amount_cents if amount_cents is None else int(amount_cents)
     return transition(
-        job, S.REFUNDED, code=EventCode.RESOLVED_REFUNDED,
+        job,
+        S.REFUNDED,
+        code=EventCode.RESOLVED_REFUNDED,
         data={"details": details, "amount_cents": amount, "currency": job.currency},
-        actor=actor, only_from=[S.NEEDS_ATTENTION],
-        refund_amount_cents=amount, refund_reason=details,
+        actor=actor,
+        only_from=[S.NEEDS_ATTENTION],
+        refund_amount_cents=amount,
+        refund_reason=details,
     )

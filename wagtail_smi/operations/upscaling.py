@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from .. import links
 from ..fetching import fetch_result, temp_dir, validate_result
 from ..models import PurchaseJob, SmiSiteSettings
-from ..upscalers import SUCCESS, FinalUpscalerError, UpscaleRequest, get_upscaler
+from ..upscalers import SUCCESS, BaseUpscaler, FinalUpscalerError, UpscaleRequest, get_upscaler
 from ..utils import absolute_url
 
 
@@ -28,9 +28,7 @@ def upscale_request(job: PurchaseJob) -> UpscaleRequest:
             public_url = ""
         if public_url and not public_url.startswith(("https://", "http://")):
             public_url = absolute_url(public_url)
-    site_limit = (
-        SmiSiteSettings.for_site(job.site).max_output_megapixels if job.site_id else 400
-    )
+    site_limit = SmiSiteSettings.for_site(job.site).max_output_megapixels if job.site_id else 400
     return UpscaleRequest(
         reference=str(job.pk),
         factor=job.factor,
@@ -44,7 +42,7 @@ def upscale_request(job: PurchaseJob) -> UpscaleRequest:
     )
 
 
-def produce_result(job: PurchaseJob, upscaler=None) -> Path:
+def produce_result(job: PurchaseJob, upscaler: BaseUpscaler | None = None) -> Path:
     """A validated result file for a job whose upscaler has finished, outside the pipeline
     (an admin's redelivery): upscaled again here by a synchronous backend, or fetched from
     the upscaler's finished job. Raises ``UpscalerError`` or ``ResultRejected``."""
@@ -62,5 +60,3 @@ def produce_result(job: PurchaseJob, upscaler=None) -> Path:
             )
         path = fetch_result(status.image_url)
     return validate_result(path, job.output_width, job.output_height)
-
-

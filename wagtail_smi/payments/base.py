@@ -98,7 +98,9 @@ class PaymentEvent:
     @property
     def is_checkout(self) -> bool:
         return self.kind in {
-            self.CHECKOUT_COMPLETED, self.PAYMENT_SUCCEEDED, self.PAYMENT_FAILED,
+            self.CHECKOUT_COMPLETED,
+            self.PAYMENT_SUCCEEDED,
+            self.PAYMENT_FAILED,
             self.CHECKOUT_EXPIRED,
         }
 

@@ -32,12 +32,16 @@ class DummyProvider(PaymentProvider):
             )
 
     def create_checkout(self, job, *, success_url: str, cancel_url: str) -> CheckoutSession:
-        return CheckoutSession(url=links.dummy_checkout_url(job), session_id=f"dummy_cs_{job.pk.hex}")
+        return CheckoutSession(
+            url=links.dummy_checkout_url(job), session_id=f"dummy_cs_{job.pk.hex}"
+        )
 
     def refund(self, job, *, amount_cents: int, reason: str, idempotency_key: str) -> RefundResult:
         # The same key gives the same refund id, like a replayed Stripe request.
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        return RefundResult(refund_id=f"dummy_re_{digest}", amount_cents=amount_cents, status="succeeded")
+        return RefundResult(
+            refund_id=f"dummy_re_{digest}", amount_cents=amount_cents, status="succeeded"
+        )
 
     @staticmethod
     def payment_intent_id(job) -> str:

@@ -163,7 +163,9 @@ class StripeProvider(PaymentProvider):
             )
         except stripe_lib.StripeError as exc:
             logger.error("job %s: Stripe refused the checkout: %s", job.pk, exc.user_message or exc)
-            raise PaymentProviderError(exc.user_message or _("The payment service is unavailable."))
+            raise PaymentProviderError(
+                exc.user_message or _("The payment service is unavailable.")
+            ) from exc
         return CheckoutSession(url=session.url, session_id=session.id)
 
     # Refunds ----------------------------------------------------------------------
@@ -191,7 +193,9 @@ class StripeProvider(PaymentProvider):
             )
         except stripe_lib.StripeError as exc:
             message = exc.user_message or str(exc) or exc.__class__.__name__
-            raise PaymentProviderError(_("Stripe refused the refund: %(error)s") % {"error": message})
+            raise PaymentProviderError(
+                _("Stripe refused the refund: %(error)s") % {"error": message}
+            ) from exc
         return RefundResult(
             refund_id=refund.id, amount_cents=int(refund.amount), status=refund.status or "pending"
         )
@@ -209,11 +213,15 @@ class StripeProvider(PaymentProvider):
             raise WebhookRejected("missing_signature", _("The Stripe-Signature header is missing."))
         if not _stripe_settings().get("WEBHOOK_SECRET"):
             report_missing_webhook_secret()
-            raise WebhookRejected("not_configured", _("The Stripe webhook is not configured on this site."))
+            raise WebhookRejected(
+                "not_configured", _("The Stripe webhook is not configured on this site.")
+            )
         try:
             declared = int(headers.get("Content-Length") or 0)
-        except ValueError:
-            raise WebhookRejected("bad_request", _("The Content-Length header is not a number."))
+        except ValueError as exc:
+            raise WebhookRejected(
+                "bad_request", _("The Content-Length header is not a number.")
+            ) from exc
         if declared > self.max_payload_bytes:
             raise WebhookRejected("too_large", _("The request body is too large."))
 
@@ -224,14 +232,20 @@ class StripeProvider(PaymentProvider):
             raise WebhookRejected("too_large", _("The request body is too large."))
         try:
             event = stripe_lib.Webhook.construct_event(
-                payload, headers.get("Stripe-Signature", ""), _stripe_settings()["WEBHOOK_SECRET"],
+                payload,
+                headers.get("Stripe-Signature", ""),
+                _stripe_settings()["WEBHOOK_SECRET"],
                 tolerance=SIGNATURE_TOLERANCE,
             ).to_dict()
-        except stripe_lib.SignatureVerificationError:
+        except stripe_lib.SignatureVerificationError as exc:
             logger.warning("Stripe webhook with a bad or stale signature refused")
-            raise WebhookRejected("bad_signature", _("The Stripe-Signature header is wrong or too old."))
-        except ValueError:
-            raise WebhookRejected("bad_payload", _("The request body is not a Stripe event."))
+            raise WebhookRejected(
+                "bad_signature", _("The Stripe-Signature header is wrong or too old.")
+            ) from exc
+        except ValueError as exc:
+            raise WebhookRejected(
+                "bad_payload", _("The request body is not a Stripe event.")
+            ) from exc
         return translate_event(event)
 
     def latest_refund_id(self, event: PaymentEvent) -> str:
@@ -239,7 +253,9 @@ class StripeProvider(PaymentProvider):
         try:
             found = self.client.v1.refunds.list(params={"charge": event.object_id, "limit": 1})
         except (stripe_lib.StripeError, PaymentProviderError):
-            logger.warning("could not look up the refunds of charge %s", event.object_id, exc_info=True)
+            logger.warning(
+                "could not look up the refunds of charge %s", event.object_id, exc_info=True
+            )
             return ""
         return found.data[0].id if found.data else ""
 
@@ -304,7 +320,9 @@ def session_discount(session: dict[str, Any]) -> int:
 def _session_is_paid(session: dict[str, Any]) -> bool:
     status = session.get("payment_status")
     # "no_payment_required" in payment mode: a promotion code took the whole amount.
-    return status == "paid" or (status == "no_payment_required" and session.get("amount_total") == 0)
+    return status == "paid" or (
+        status == "no_payment_required" and session.get("amount_total") == 0
+    )
 
 
 def translate_event(event: dict[str, Any]) -> PaymentEvent:

@@ -55,9 +55,7 @@ def modal_config(request) -> dict:
 
 
 def assets_html(request) -> str:
-    return render_to_string(
-        "wagtail_smi/storefront/assets.html", {"config": modal_config(request)}
-    )
+    return render_to_string("wagtail_smi/storefront/assets.html", {"config": modal_config(request)})
 
 
 @register.simple_tag(takes_context=True)

@@ -41,7 +41,9 @@ LANCZOS_SUPPORT = 3.0
 MEGAPIXEL = 1_000_000
 
 
-def resize_in_strips(source: Image.Image, size: tuple[int, int], *, strip_pixels: int = STRIP_PIXELS) -> Image.Image:
+def resize_in_strips(
+    source: Image.Image, size: tuple[int, int], *, strip_pixels: int = STRIP_PIXELS
+) -> Image.Image:
     """``source.resize(size, LANCZOS)``, computed a strip of output rows at a time.
 
     Pillow resizes in two passes, horizontal then vertical, each rounded to 8 bits. Each
@@ -107,7 +109,10 @@ def upscale_file(
         suffix = ".png"
     if suffix == ".webp" and (
         max(width, height) > WEBP_MAX_SIDE
-        or (memory_budget_bytes is not None and width * height * WEBP_BYTES_PER_OUTPUT_PIXEL > memory_budget_bytes)
+        or (
+            memory_budget_bytes is not None
+            and width * height * WEBP_BYTES_PER_OUTPUT_PIXEL > memory_budget_bytes
+        )
     ):
         suffix = ".png"
     try:
@@ -157,4 +162,6 @@ class LocalUpscaler(BaseUpscaler):
                 code="output_too_large",
             )
         with request.open_source() as f:
-            return upscale_file(f, destination, (width, height), memory_budget_bytes=self.memory_budget_bytes)
+            return upscale_file(
+                f, destination, (width, height), memory_budget_bytes=self.memory_budget_bytes
+            )

@@ -61,7 +61,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
         if isinstance(current, (NewConnectionError, ssl.SSLCertVerificationError)):
             return True  # NameResolutionError is a NewConnectionError too
         pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        pending.extend(
+            arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)
+        )
     return False
 
 
@@ -108,12 +110,14 @@ class UpsamplerUpscaler(BaseUpscaler):
             )
         except requests.Timeout as exc:
             raise RetryableUpscalerError(
-                f"Upsampler timed out: {exc.__class__.__name__}", may_have_arrived=not _never_sent(exc)
-            )
+                f"Upsampler timed out: {exc.__class__.__name__}",
+                may_have_arrived=not _never_sent(exc),
+            ) from exc
         except requests.RequestException as exc:
             raise RetryableUpscalerError(
-                f"Upsampler unreachable: {exc.__class__.__name__}", may_have_arrived=not _never_sent(exc)
-            )
+                f"Upsampler unreachable: {exc.__class__.__name__}",
+                may_have_arrived=not _never_sent(exc),
+            ) from exc
         code = response.status_code
         if code == 429 or code >= 500:
             raise RetryableUpscalerError(
@@ -133,8 +137,10 @@ class UpsamplerUpscaler(BaseUpscaler):
             )
         try:
             data = response.json()
-        except ValueError:
-            raise RetryableUpscalerError("Upsampler answered with something that is not JSON")
+        except ValueError as exc:
+            raise RetryableUpscalerError(
+                "Upsampler answered with something that is not JSON"
+            ) from exc
         if not isinstance(data, dict):
             raise RetryableUpscalerError("Upsampler answered with an unexpected JSON value")
         return data

@@ -45,13 +45,23 @@ EVENTS = {
     S.PROCESSING: (EventCode.PROCESSING_STARTED, {"upscaler": "local"}),
     S.COMPLETED: (EventCode.DELIVERED, {}),
     S.ABANDONED: (EventCode.CHECKOUT_ABANDONED, {"provider": "stripe"}),
-    S.FAILED: (EventCode.PROCESSING_FAILED, {"reason": "upscale_failed", "detail": "upscaler reported FAILED"}),
+    S.FAILED: (
+        EventCode.PROCESSING_FAILED,
+        {"reason": "upscale_failed", "detail": "upscaler reported FAILED"},
+    ),
     S.REFUNDED: (EventCode.REFUNDED, {"reason": "Customer asked"}),
-    S.NEEDS_ATTENTION: (EventCode.NEEDS_ATTENTION, {"detail": "The upscaler did not answer before the deadline."}),
+    S.NEEDS_ATTENTION: (
+        EventCode.NEEDS_ATTENTION,
+        {"detail": "The upscaler did not answer before the deadline."},
+    ),
 }
 STAMPS = {
-    S.PAID: "paid_at", S.PROCESSING: "processing_at", S.COMPLETED: "completed_at",
-    S.ABANDONED: "abandoned_at", S.FAILED: "failed_at", S.REFUNDED: "refunded_at",
+    S.PAID: "paid_at",
+    S.PROCESSING: "processing_at",
+    S.COMPLETED: "completed_at",
+    S.ABANDONED: "abandoned_at",
+    S.FAILED: "failed_at",
+    S.REFUNDED: "refunded_at",
     S.NEEDS_ATTENTION: "needs_attention_at",
 }
 
@@ -70,7 +80,9 @@ class Command(BaseCommand):
             raise CommandError("Run smi_demo_content first: the demo gallery is missing.")
         with transaction.atomic():
             created = self.seed(gallery, images, Site.objects.filter(is_default_site=True).first())
-        self.stdout.write(self.style.SUCCESS(f"Added {created} demo orders with clicks and events."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Added {created} demo orders with clicks and events.")
+        )
 
     def seed(self, gallery, images, site) -> int:
         rng = random.Random(SEED)
@@ -88,11 +100,19 @@ class Command(BaseCommand):
             created = now - timedelta(days=rng.randrange(DAYS), minutes=rng.randrange(24 * 60))
             path = rng.choices([p for p, _w in PATHS], weights)[0]
             job = PurchaseJob(
-                site=site, image=image, image_ref=image.pk, image_title=image.title,
-                page=gallery, page_ref=gallery.pk, page_title=gallery.title,
-                resolution=option.key, factor=option.factor,
-                original_width=image.width, original_height=image.height,
-                output_width=priced.output_width, output_height=priced.output_height,
+                site=site,
+                image=image,
+                image_ref=image.pk,
+                image_title=image.title,
+                page=gallery,
+                page_ref=gallery.pk,
+                page_title=gallery.title,
+                resolution=option.key,
+                factor=option.factor,
+                original_width=image.width,
+                original_height=image.height,
+                output_width=priced.output_width,
+                output_height=priced.output_height,
                 amount_cents=priced.price_cents,
                 currency="eur" if rng.random() < 0.15 else "usd",
                 credits=priced.credits,
@@ -101,33 +121,20 @@ class Command(BaseCommand):
                 checkout_session_id=f"{PREFIX}{n:04d}",
                 status=path[-1] if path else S.AWAITING_PAYMENT,
             )
-            moments, at, history = {}, created, []
-            previous = S.AWAITING_PAYMENT
-            for state in path:
-                at = at + timedelta(minutes=rng.randint(1, 20))
-                moments[STAMPS[state]] = at
-                history.append((previous, state, at))
-                previous = state
-            for name, value in moments.items():
-                setattr(job, name, value)
-            if S.PAID in path:
-                job.payment_intent_id = f"pi_demo_{n:04d}"
-            if S.PROCESSING in path:
-                job.upscale_cost_cents = priced.cost_cents
-                job.upscaler = "local"
-            if S.REFUNDED in path:
-                job.refund_amount_cents = job.amount_cents
-                job.refund_reason = rng.choice(["Customer asked", "Processing failed"])
-            if path and path[-1] == S.NEEDS_ATTENTION:
-                job.last_error = "The upscaler did not answer before the deadline."
+            history = follow_path(job, path, created, rng)
+            fill_in_path_facts(job, path, n, priced, rng)
             job.save()
             event_times.append((job, created, history))
             day = (now - created).days
-            clicks_per_bucket[(image.pk, day)] = clicks_per_bucket.get((image.pk, day), 0) + rng.randint(2, 6)
+            clicks_per_bucket[(image.pk, day)] = clicks_per_bucket.get(
+                (image.pk, day), 0
+            ) + rng.randint(2, 6)
 
         for image in images:  # browsing without buying
             for day in rng.sample(range(DAYS), 25):
-                clicks_per_bucket[(image.pk, day)] = clicks_per_bucket.get((image.pk, day), 0) + rng.randint(1, 4)
+                clicks_per_bucket[(image.pk, day)] = clicks_per_bucket.get(
+                    (image.pk, day), 0
+                ) + rng.randint(1, 4)
 
         for job, created, history in event_times:
             PurchaseJob.objects.filter(pk=job.pk).update(created_at=created)
@@ -140,10 +147,42 @@ class Command(BaseCommand):
 
         for (image_ref, day), count in clicks_per_bucket.items():
             made = ImageClick.objects.bulk_create(
-                [ImageClick(image_ref=image_ref, page_ref=gallery.pk, site_ref=getattr(site, "pk", None))
-                 for _ in range(count)]
+                [
+                    ImageClick(
+                        image_ref=image_ref, page_ref=gallery.pk, site_ref=getattr(site, "pk", None)
+                    )
+                    for _ in range(count)
+                ]
             )
             ImageClick.objects.filter(pk__in=[click.pk for click in made]).update(
                 created_at=now - timedelta(days=day, hours=1)
             )
         return ORDERS
+
+
+def follow_path(job, path, created, rng) -> list[tuple[str, str, object]]:
+    """Stamp each step's time on the order; the (from, to, when) moves, for its event log."""
+    moments, at, history = {}, created, []
+    previous = S.AWAITING_PAYMENT
+    for state in path:
+        at = at + timedelta(minutes=rng.randint(1, 20))
+        moments[STAMPS[state]] = at
+        history.append((previous, state, at))
+        previous = state
+    for name, value in moments.items():
+        setattr(job, name, value)
+    return history
+
+
+def fill_in_path_facts(job, path, n: int, priced, rng) -> None:
+    """What the steps taken leave on an order: payment id, upscaler, refund, error."""
+    if S.PAID in path:
+        job.payment_intent_id = f"pi_demo_{n:04d}"
+    if S.PROCESSING in path:
+        job.upscale_cost_cents = priced.cost_cents
+        job.upscaler = "local"
+    if S.REFUNDED in path:
+        job.refund_amount_cents = job.amount_cents
+        job.refund_reason = rng.choice(["Customer asked", "Processing failed"])
+    if path and path[-1] == S.NEEDS_ATTENTION:
+        job.last_error = "The upscaler did not answer before the deadline."

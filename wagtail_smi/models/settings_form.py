@@ -1,7 +1,8 @@
 """Validation for the site's pricing settings (``SmiSiteSettings``).
 
-Imported by ``models/settings.py`` as its ``base_form_class``: keep this module free of
-anything that needs the app registry at import time.
+The model's ``base_form_class``, kept beside the model as Wagtail's own docs do, so the
+models never import the admin. Keep this module free of anything that needs the app
+registry at import time: it loads while models load.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def clean_currency_code(value: str) -> str:
     code = (value or "").strip().lower()
     if code not in STRIPE_CURRENCIES:
         raise forms.ValidationError(
-            gettext("“%(code)s” is not a currency Stripe accepts (use a code such as usd, eur, gbp).")
+            gettext(
+                "“%(code)s” is not a currency Stripe accepts (use a code such as usd, eur, gbp)."
+            )
             % {"code": value}
         )
     return code

@@ -1,0 +1,91 @@
+"""The forms on the order actions' confirmation pages (``actions.py``)."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from ..models import PurchaseJob
+from ..operations.resolution import DELIVERED_BY_HAND, REFUNDED_OUTSIDE
+from ..pricing import format_price, minor_unit_exponent
+
+
+class ConfirmForm(forms.Form):
+    """Nothing to fill in: the POST (with its CSRF token) is the confirmation."""
+
+
+class ReasonForm(forms.Form):
+    """A reason, kept in the order's event log (and, for a refund, sent to the provider)."""
+
+    reason = forms.CharField(label=_("Reason"), max_length=500, strip=True)
+
+
+class ResolveForm(forms.Form):
+    OUTCOMES = [
+        (DELIVERED_BY_HAND, _("Delivered by hand")),
+        (REFUNDED_OUTSIDE, _("Refunded outside the system")),
+    ]
+    outcome = forms.ChoiceField(
+        label=_("What happened"), choices=OUTCOMES, widget=forms.RadioSelect
+    )
+    reason = forms.CharField(label=_("Details"), max_length=500, strip=True)
+    amount = forms.CharField(
+        label=_("Amount refunded"),
+        required=False,
+        max_length=20,
+        help_text=_("Only for a refund outside the system; empty means everything that was paid."),
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )
+
+    def __init__(self, *args, job: PurchaseJob, **kwargs):
+        self.job = job
+        super().__init__(*args, **kwargs)
+
+    def clean_amount(self) -> int:
+        """The refunded amount, typed in major units (5.76), as minor units; empty means
+        everything that was paid."""
+        raw = (self.cleaned_data.get("amount") or "").strip()
+        paid = self.job.paid_amount_cents
+        if not raw:
+            return paid
+        cents = parse_major_amount(raw, self.job.currency)
+        if cents > paid:
+            raise forms.ValidationError(
+                gettext("At most %(amount)s was paid.")
+                % {"amount": format_price(paid, self.job.currency)}
+            )
+        return cents
+
+
+# A plain amount: digits, optionally a decimal point (or comma) and more digits. Nothing
+# that ``Decimal`` would also take: no sign, exponent, "Infinity" or "NaN".
+PLAIN_AMOUNT = re.compile(r"(\d+)(?:[.,](\d+))?", re.ASCII)
+
+
+def parse_major_amount(raw: str, currency: str) -> int:
+    """``"5.76"`` → 576 (for USD): finite, not negative, and no finer than the currency's
+    minor unit (trailing zeros aside), else a ``ValidationError`` that says which."""
+    exponent = minor_unit_exponent(currency)
+    example = "5" if exponent == 0 else "5." + "76543"[:exponent]
+    match = PLAIN_AMOUNT.fullmatch(raw)
+    if match is None:
+        if raw.startswith("-"):
+            raise forms.ValidationError(gettext("The amount cannot be negative."))
+        raise forms.ValidationError(
+            gettext("Enter a plain amount such as %(example)s.") % {"example": example}
+        )
+    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(fraction) > exponent:
+        if exponent == 0:
+            message = gettext("%(currency)s amounts are whole numbers, such as %(example)s.")
+        else:
+            message = gettext(
+                "%(currency)s amounts have at most %(places)d decimal places, such as %(example)s."
+            )
+        raise forms.ValidationError(
+            message % {"currency": currency.upper(), "places": exponent, "example": example}
+        )
+    return int(whole + fraction.ljust(exponent, "0"))
