@@ -9,6 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from demo_site.credentials import ADMIN_PASSWORD, ADMIN_USERNAME  # noqa: E402
 
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
@@ -38,6 +42,10 @@ def main() -> int:
     worker = start("qcluster")
     web = start("runserver", f"{HOST}:{PORT}")
     print(f"Serving on http://{HOST}:{PORT}/ with a worker. Ctrl-C stops both.", flush=True)
+    print(
+        f"Admin: http://{HOST}:{PORT}/admin/  (user {ADMIN_USERNAME}, password {ADMIN_PASSWORD})",
+        flush=True,
+    )
     stopping = False
 
     def request_stop(signum, frame):

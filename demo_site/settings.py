@@ -184,6 +184,10 @@ ADMINS = [_ADMIN_EMAIL] if django.VERSION >= (6, 0) else [("Demo admin", _ADMIN_
 
 WAGTAIL_SITE_NAME = "wagtail-smi demo"
 WAGTAILADMIN_BASE_URL = os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Nothing leaves the machine: no update check from the admin's dashboard, no avatars
+# fetched from Gravatar.
+WAGTAIL_ENABLE_UPDATE_CHECK = False
+WAGTAIL_GRAVATAR_PROVIDER_URL = None
 
 # django-q2: business retries live in the job; the broker only gets a few attempts, with a
 # task timeout well below the retry interval so a slow task is never handed out twice.
@@ -217,8 +221,20 @@ if _upscaler == "upsampler":
     }
 elif _upscaler == "local":
     UPSCALER = {"CLASS": "wagtail_smi.upscalers.local.LocalUpscaler", "OPTIONS": {}}
+elif _upscaler == "realesrgan":
+    # Real-ESRGAN in the worker (the ai extra): the compact model on the CPU by default;
+    # SMI_REALESRGAN_GPU_ID=0 picks the first Vulkan GPU (and the x4plus model).
+    UPSCALER = {
+        "CLASS": "wagtail_smi.upscalers.realesrgan.RealEsrganUpscaler",
+        "OPTIONS": {
+            "GPU_ID": env_int("SMI_REALESRGAN_GPU_ID", -1),
+            "MODEL": os.environ.get("SMI_REALESRGAN_MODEL", "").strip() or None,
+        },
+    }
 else:
-    raise ValueError(f"SMI_UPSCALER must be 'local' or 'upsampler', not {_upscaler!r}")
+    raise ValueError(
+        f"SMI_UPSCALER must be 'local', 'realesrgan' or 'upsampler', not {_upscaler!r}"
+    )
 
 WAGTAIL_SMI = {
     "PAYMENT_BACKEND": os.environ.get("SMI_PAYMENT_BACKEND", "dummy"),
@@ -228,6 +244,8 @@ WAGTAIL_SMI = {
         "API_BASE": os.environ.get("SMI_STRIPE_API_BASE") or None,
     },
     "UPSCALER": UPSCALER,
+    # The shop's pages (purchase, order, downloads) in the demo's own layout.
+    "BASE_TEMPLATE": "base.html",
     "PUBLIC_BASE_URL": os.environ.get("SMI_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
     "ALLOW_PRIVATE_URLS": env_flag("SMI_ALLOW_PRIVATE_URLS"),
     "RATE_LIMITS_ENABLED": env_flag("SMI_RATE_LIMITS", "1"),

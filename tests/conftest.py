@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.admin_support",
     "tests.browser",
     "tests.operations_support",
+    "tests.pages_support",
     "tests.storefront_support",
     "tests.stripe_fixtures",
 ]

@@ -8,11 +8,22 @@ import pytest
 
 from wagtail_smi.models import JobEvent
 
+# Every email is noted on its order too; ``log`` and ``codes`` tell the order's own story
+# without them, ``emails_logged`` lists them.
+EMAIL_NOTES = ("email_sent", "email_failed")
+
 
 def log(job) -> list[tuple[str, str, dict]]:
-    """The order's events, oldest first: ``(code, to_status, data)`` (``to_status`` is ""
-    for a note)."""
-    return [(e.code, e.to_status, e.data) for e in JobEvent.objects.filter(job_id=job.pk)]
+    """The order's events, oldest first, its email notes left out: ``(code, to_status,
+    data)`` (``to_status`` is "" for a note)."""
+    events = JobEvent.objects.filter(job_id=job.pk).exclude(code__in=EMAIL_NOTES)
+    return [(e.code, e.to_status, e.data) for e in events]
+
+
+def emails_logged(job) -> list[tuple[str, str]]:
+    """The emails noted on the order, oldest first: ``(code, email name)``."""
+    events = JobEvent.objects.filter(job_id=job.pk, code__in=EMAIL_NOTES)
+    return [(e.code, e.data.get("email", "")) for e in events]
 
 
 def codes(job) -> list[str]:

@@ -82,7 +82,7 @@ def test_revenue_chart_is_readable_in_dark_mode(
     page.goto(live_server.url + reverse("wagtail_smi_reports:revenue"))
     svg = page.locator("figure.smi-report-chart svg").first
     assert svg.get_attribute("role") == "img"
-    assert "Revenue per day" in svg.locator("title").first.text_content()
+    assert "Net revenue and margin per day" in svg.locator("title").first.text_content()
     colours = page.evaluate(
         """() => {
             const label = document.querySelector('.smi-chart__label');
@@ -103,10 +103,16 @@ def test_revenue_chart_is_readable_in_dark_mode(
     assert luminance(colours["bar"]) != luminance(colours["background"])
 
 
-def test_a_refund_is_confirmed_on_its_own_page_with_a_reason(
+def test_a_partial_refund_is_confirmed_on_its_own_page_and_keeps_the_order(
     live_server, new_browser_page, admin_login, make_job
 ):
-    job = make_job("completed", paid_at=timezone.now(), amount_cents=576, email="buyer@example.com")
+    job = make_job(
+        "completed",
+        paid_at=timezone.now(),
+        amount_cents=576,
+        email="buyer@example.com",
+        payment_provider="dummy",
+    )
     action_url = live_server.url + reverse("smi_orders:action_refund", args=[job.pk])
     inspect_url = live_server.url + reverse("smi_orders:inspect", args=[job.pk])
     page = new_browser_page()
@@ -116,17 +122,33 @@ def test_a_refund_is_confirmed_on_its_own_page_with_a_reason(
     page.click('[data-smi-action="refund"] a')
     page.wait_for_url(action_url)
     assert page.locator("[data-smi-refund-amount]").inner_text() == "$5.76"
+    amount = page.locator("input[name=amount]")
+    assert amount.input_value() == "5.76"  # everything left, in dollars
     submit = page.locator("form.smi-confirm__form button[type=submit]")
-    assert submit.inner_text() == "Yes, refund $5.76"
+    assert submit.inner_text() == "Yes, refund"
 
     submit.click()  # no reason yet: the browser keeps the form and says what is missing
     assert page.url == action_url
     assert page.locator("input[name=reason]").evaluate("input => input.validity.valueMissing")
-    assert PurchaseJob.objects.get(pk=job.pk).status == "completed"
+    assert PurchaseJob.objects.get(pk=job.pk).refund_amount_cents == 0
 
+    amount.fill("2.00")
     page.fill("input[name=reason]", "Customer asked")
     submit.click()
     page.wait_for_url(inspect_url)
-    assert page.get_by_text("Refunded $5.76.").is_visible()
+    assert page.get_by_text(
+        "Refunded $2.00. $3.76 can still be refunded; the download still works."
+    ).is_visible()
     job.refresh_from_db()
-    assert (job.status, job.refund_reason) == ("refunded", "Customer asked")
+    assert (job.status, job.refund_amount_cents, job.access_revoked_at) == ("completed", 200, None)
+    assert page.locator("[data-smi-refundable]").inner_text() == "$3.76"
+    assert (
+        page.locator(".smi-timeline tr[data-code=partial_refund]")
+        .inner_text()
+        .startswith(timeline_date(page))
+    )
+
+
+def timeline_date(page) -> str:
+    """The first cell of the newest timeline row (a date in the site's one format)."""
+    return page.locator(".smi-timeline tbody tr").last.locator("td").first.inner_text()

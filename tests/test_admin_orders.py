@@ -134,7 +134,66 @@ def test_csv_export_escapes_formulas(manager_client, make_job):
     [row] = rows
     assert row["Customer email"] == """'=HYPERLINK("http://evil.example","x")@example.com"""
     assert row["Image title"] == "'@SUM(1)"
-    assert row["Amount (minor units)"] == "50"
+    assert row["Price"] == "0.50"
+
+
+def test_exports_follow_the_one_format_rule(manager_client, make_job, settings):
+    settings.TIME_ZONE = "America/New_York"
+    job = make_job(
+        "completed",
+        email="buyer@example.com",
+        amount_cents=576,
+        discount_cents=100,
+        refund_amount_cents=50,
+        upscale_cost_cents=48,
+        paid_at=datetime(2026, 1, 10, 4, 30, tzinfo=UTC),
+    )
+    make_job("needs_attention", amount_cents=500, currency="jpy")
+    response = manager_client.get(reverse(INDEX), {"export": "csv"})
+    rows = {
+        row["Order"]: row
+        for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    }
+    row = rows[str(job.pk)]
+    # Major units beside the currency, states as people read them, site-time-zone times.
+    assert (row["Status"], row["Currency"], row["Price"], row["Discount"]) == (
+        "Completed",
+        "USD",
+        "5.76",
+        "1.00",
+    )
+    assert (row["Paid"], row["Refunded"], row["Net revenue"], row["Upscaling cost"]) == (
+        "4.76",
+        "0.50",
+        "4.26",
+        "0.48",
+    )
+    assert row["Paid at"] == "2026-01-09 23:30:00"
+    [yen] = [r for r in rows.values() if r["Currency"] == "JPY"]
+    assert (yen["Status"], yen["Price"], yen["Paid"]) == ("Needs attention", "500", "0")
+
+    response = manager_client.get(reverse(INDEX), {"export": "xlsx"})
+    book = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    assert book.sheetnames == ["Orders"]
+    sheet = book["Orders"]
+    header = [cell.value for cell in sheet[1]]
+    widths = {name: sheet.column_dimensions[chr(65 + i)].width for i, name in enumerate(header)}
+    assert widths["Order"] >= 36  # a whole UUID
+    assert widths["Customer email"] >= len("buyer@example.com")
+    assert all(width >= 8 for width in widths.values())
+    data = {
+        values[0]: dict(zip(header, values, strict=True))
+        for values in sheet.iter_rows(min_row=2, values_only=True)
+    }
+    assert (data[str(job.pk)]["Price"], data[str(job.pk)]["Status"]) == (5.76, "Completed")
+    assert data[str(job.pk)]["Paid at"] == datetime(2026, 1, 9, 23, 30)
+
+
+def test_the_list_filters_one_customers_orders_by_email(manager_client, make_job):
+    first = make_job("completed", email="Ann@Example.com")
+    second = make_job("refunded", email="ann@example.com")
+    make_job("completed", email="joanne@example.com")
+    assert listed(manager_client, {"email": "ann@example.com"}) == {str(first.pk), str(second.pk)}
 
 
 def test_xlsx_export_escapes_formulas(manager_client, make_job):
@@ -147,16 +206,17 @@ def test_xlsx_export_escapes_formulas(manager_client, make_job):
     assert row[header.index("Customer email")] == "'=1+2@example.com"
 
 
-def test_list_query_count_does_not_grow_with_orders(manager_client, make_job, make_image):
+def test_list_query_count_does_not_grow_with_orders(manager_client, make_job, make_image, site):
+    """3 orders or 300 (50 shown per page), each with its own image: the same queries."""
+    from tests.test_admin_reports import bulk_orders
+
     images = [make_image(40, 40, title=f"I{i}") for i in range(3)]
-    for image in images:
-        make_job("completed", image=image)
+    bulk_orders(3, images, site)
     manager_client.get(reverse(INDEX))  # renditions are made on the first view
     with CaptureQueriesContext(connection) as few:
         manager_client.get(reverse(INDEX))
     more = [make_image(40, 40, title=f"J{i}") for i in range(6)]
-    for image in more:
-        make_job("completed", image=image)
+    bulk_orders(297, images + more, site, start=3)
     manager_client.get(reverse(INDEX))
     with CaptureQueriesContext(connection) as many:
         manager_client.get(reverse(INDEX))

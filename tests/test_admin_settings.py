@@ -27,6 +27,7 @@ def settings_data(**overrides):
         "markup_percent": "200",
         "minimum_price_cents": "50",
         "max_output_megapixels": "400",
+        "min_short_side": "100",
         "resolutions": streamfield([resolution(), resolution("8x", 8, "Premium")]),
         "download_expiry_hours": "24",
         "button_text": "",

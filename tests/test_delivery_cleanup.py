@@ -27,7 +27,7 @@ def test_cleanup_deletes_expired_files_and_keeps_the_orders(
 ):
     expired = make_job("completed", paid_at=timezone.now())
     expired.result_path = stored(expired)
-    expired.token_expires_at = timezone.now() - timedelta(minutes=1)
+    expired.token_expires_at = timezone.now() - timedelta(days=8)  # past the fresh-link days
     expired.save()
     current = make_job("completed", paid_at=timezone.now())
     current.result_path = stored(current)
@@ -58,7 +58,7 @@ def test_cleanup_keeps_a_file_whose_link_was_resent_after_cleanup_listed_it(
 ):
     job = make_job("completed", paid_at=timezone.now(), email="b@example.com")
     job.result_path = stored(job)
-    job.token_expires_at = timezone.now() - timedelta(minutes=1)
+    job.token_expires_at = timezone.now() - timedelta(days=8)  # past the fresh-link days
     job.save()
     now = timezone.now()
     # Cleanup has listed the expired job...
@@ -79,7 +79,7 @@ def test_cleanup_keeps_a_file_redelivered_after_cleanup_listed_the_old_one(
     make_job, django_capture_on_commit_callbacks
 ):
     job = make_job(
-        "completed", paid_at=timezone.now(), token_expires_at=timezone.now() - timedelta(minutes=1)
+        "completed", paid_at=timezone.now(), token_expires_at=timezone.now() - timedelta(days=8)
     )
     job.result_path = stored(job)
     job.save()
@@ -107,7 +107,7 @@ def test_cleanup_abandons_checkouts_unpaid_for_a_day(make_job):
     assert (
         old.status == "abandoned"
         and describe(old.events.get(to_status="abandoned"))
-        == "Not paid within 24 hours: abandoned."
+        == "Not paid within 24 hours: the checkout was given up."
     )
     assert fresh.status == "awaiting_payment"
 

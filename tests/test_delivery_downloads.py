@@ -85,7 +85,12 @@ def test_range_requests_from_new_clients_use_up_the_limit(client, delivered):
     first = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.1")
     second = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.2")
     assert first.status_code == second.status_code == 206
-    third = client.get(f"/smi/download/{token}", HTTP_RANGE="bytes=1-", REMOTE_ADDR="198.51.100.3")
+    third = client.get(
+        f"/smi/download/{token}",
+        HTTP_RANGE="bytes=1-",
+        REMOTE_ADDR="198.51.100.3",
+        HTTP_ACCEPT="application/json",
+    )
     assert third.status_code == 410 and third.json()["error"] == "limit_reached"
     job.refresh_from_db()
     assert job.download_count == 2
@@ -112,7 +117,7 @@ def test_unsatisfiable_range_is_416(client, delivered):
 
 def test_expired_link_is_410(client, delivered):
     _job, token = delivered(token_expires_at=timezone.now() - timedelta(seconds=1))
-    response = client.get(f"/smi/download/{token}")
+    response = client.get(f"/smi/download/{token}", HTTP_ACCEPT="application/json")
     assert response.status_code == 410
     assert response.json()["error"] == "expired"
 
@@ -121,7 +126,7 @@ def test_download_limit_allows_that_many_downloads_then_410(client, delivered):
     job, token = delivered(download_limit=2)
     assert client.get(f"/smi/download/{token}").status_code == 200
     assert client.get(f"/smi/download/{token}").status_code == 200
-    response = client.get(f"/smi/download/{token}")
+    response = client.get(f"/smi/download/{token}", HTTP_ACCEPT="application/json")
     assert response.status_code == 410
     assert response.json()["error"] == "limit_reached"
     job.refresh_from_db()
@@ -145,7 +150,7 @@ def test_refunded_or_revoked_download_is_410(client, delivered):
 def test_revoked_order_waiting_for_an_admin_is_410_not_425(client, delivered):
     # Delivered, refunded (access revoked), then the refund failed: needs attention.
     _job, token = delivered(status="needs_attention", access_revoked_at=timezone.now())
-    response = client.get(f"/smi/download/{token}")
+    response = client.get(f"/smi/download/{token}", HTTP_ACCEPT="application/json")
     assert response.status_code == 410
     assert response.json()["error"] == "revoked"
 

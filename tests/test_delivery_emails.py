@@ -38,7 +38,7 @@ def test_download_ready_email_has_link_expiry_size_and_support(job, settings):
     assert message.reply_to == ["help@shop.example"]
     assert "Old Mill" in message.subject
     assert f"https://shop.example/smi/download/{token}" in message.body
-    assert "2026-12-01 15:30 CET" in message.body
+    assert "Dec. 1, 2026, 3:30 p.m. CET" in message.body
     assert "4000 × 4000 px" in message.body and "4x" in message.body
     assert "help@shop.example" in message.body
     html, mimetype = message.alternatives[0]

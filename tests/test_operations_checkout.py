@@ -127,7 +127,10 @@ def test_mark_paid_pays_backfills_and_starts_processing_after_commit(
     assert job.paid_at is not None
     assert log(job) == [("payment_received", "paid", {"provider": "dummy", "reference": "cs_1"})]
     assert queued == [("process", str(job.pk))]
-    assert mail.outbox == []
+    # The receipt, to the address the payment backfilled (the download link comes later).
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["b@example.com"], f"Your receipt for order {job.short_id}")
+    ]
 
 
 def test_a_replayed_payment_returns_none_and_changes_nothing(

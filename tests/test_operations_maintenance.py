@@ -135,7 +135,14 @@ def test_the_sweeper_hands_out_lost_and_due_work_again(make_job, queued):
 
     counts = sweep()
 
-    assert counts == {"started": 1, "polled": 1, "refunds": 1, "emails_retried": 0}
+    assert counts == {
+        "started": 1,
+        "polled": 1,
+        "refunds": 1,
+        "emails_retried": 0,
+        "auto_refunds": 0,
+        "schedules_dropped": 0,
+    }
     assert sorted(queued) == sorted(
         [
             ("process", str(lost.pk)),
@@ -186,7 +193,8 @@ def stored(job, name: str) -> str:
 def test_cleanup_deletes_files_that_can_no_longer_be_downloaded_and_keeps_the_orders(
     make_job, django_capture_on_commit_callbacks
 ):
-    expired = make_job("completed", paid_at=ago(days=2), token_expires_at=ago(minutes=1))
+    # Expired longer ago than the days a customer may still ask for a fresh link (7).
+    expired = make_job("completed", paid_at=ago(days=10), token_expires_at=ago(days=8))
     valid = make_job(
         "completed", paid_at=ago(days=2), token_expires_at=timezone.now() + timedelta(hours=1)
     )

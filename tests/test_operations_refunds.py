@@ -105,7 +105,8 @@ def test_a_refused_refund_leaves_the_order_needing_attention_and_alerts_the_admi
     error = "Stripe refused the refund: The refund could not be processed for this card."
     assert result.last_error == error
     assert log(job)[-1] == ("refund_refused", "needs_attention", {"error": error, "refund_id": ""})
-    assert recipients() == [["ops@example.com"]]
+    # The customer hears that the refund takes a manual step; the admins, why.
+    assert recipients() == [["buyer@example.com"], ["ops@example.com"]]
     assert fake_stripe.refunds == {}
 
 
@@ -122,7 +123,7 @@ def test_a_refund_is_not_possible_for_an_unpaid_order_or_more_than_was_paid(
         refund(paid.pk, reason="x", amount_cents=193)
 
     assert never_paid.value.code == too_much.value.code == "refund_not_possible"
-    assert str(too_much.value) == "Refund amount must be between 1 and 192 minor units."
+    assert str(too_much.value) == "The refund must be between $0.01 and $1.92."
     assert (PurchaseJob.objects.get(pk=paid.pk).status, codes(paid)) == ("failed", before)
     assert codes(unpaid) == []
     assert fake_stripe.requests_to("POST", "/v1/refunds") == []
@@ -278,7 +279,7 @@ def test_a_refund_that_failed_later_no_longer_counts_and_an_admin_is_told(
             },
         )
     ]
-    assert recipients() == [["ops@example.com"]]
+    assert recipients() == [["buyer@example.com"], ["ops@example.com"]]
 
 
 def test_only_the_failed_part_of_several_refunds_is_taken_back(make_job):

@@ -54,9 +54,12 @@ def test_decline_then_pay_lands_on_the_order_page(
     assert enqueued == [str(job.pk)]
 
 
-def test_cancel_returns_to_the_page_the_buyer_came_from(dummy_checkout, browser_page):
+def test_cancel_says_nothing_was_charged_and_leads_back(dummy_checkout, browser_page):
     job = dummy_checkout()
     browser_page.goto(job.checkout_url)
     browser_page.get_by_role("button", name="Cancel").click()
+    browser_page.wait_for_url(f"**/smi/orders/{job.pk}/?key=*&checkout=cancelled")
+    assert "nothing was charged" in browser_page.locator(".smi-cancelled").inner_text()
+    browser_page.get_by_role("link", name="Back to the image").click()
     browser_page.wait_for_url("**/back-to-gallery/")
     assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"

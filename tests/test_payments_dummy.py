@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.html_support import one, parse, select, text
+from wagtail_smi import links
 from wagtail_smi.models import JobEvent, PurchaseJob
 from wagtail_smi.payments import get_payment_provider
 from wagtail_smi.workflow import update_job
@@ -247,14 +248,14 @@ class TestDeclineAndCancel:
         assert PurchaseJob.objects.get(pk=job.pk).status == "paid"
         assert enqueued == [str(job.pk)]
 
-    def test_cancel_goes_back_to_the_page_the_buyer_came_from(self, client, dummy_job):
+    def test_cancel_leads_to_the_order_page_saying_nothing_was_charged(self, client, dummy_job):
         job = dummy_job()
         response = client.post(page_url(job), {"action": "cancel"})
         assert response.status_code == 302
-        assert response["Location"] == "http://testserver/gallery/"
+        assert response["Location"] == links.checkout_cancelled_path(job)
         assert PurchaseJob.objects.get(pk=job.pk).status == "awaiting_payment"
 
     def test_cancel_never_redirects_off_site(self, client, dummy_job):
         job = update_job(dummy_job(), cancel_url="https://evil.example/")
         response = client.post(page_url(job), {"action": "cancel"})
-        assert response["Location"] == "/"
+        assert response["Location"].startswith(f"/smi/orders/{job.pk}/?key=")

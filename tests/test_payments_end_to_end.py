@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tests.html_support import text
+from tests.html_support import one, text
 from tests.stripe_fixtures import deliver
+from wagtail_smi import links
 from wagtail_smi.models import PurchaseJob
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_stripe_checkout_from_the_api_to_a_paid_order(
     session = fake_stripe.sessions[job.checkout_session_id]
     assert session["success_url"] == data["status_url"]
     assert session["amount_total"] == data["amount_cents"] == 192
-    assert session["cancel_url"] == job.cancel_url
+    assert session["cancel_url"] == links.checkout_cancelled_url(job)
 
     _, payload, signature = fake_stripe.complete_session(
         job.checkout_session_id, email="paid@example.com"
@@ -70,8 +71,11 @@ def test_dummy_checkout_from_the_api_to_the_order_page(
     assert enqueued == [data["job_id"]]
 
 
-def test_dummy_cancel_returns_to_the_gallery_page(client, offer):
+def test_dummy_cancel_says_nothing_was_charged_and_leads_back_to_the_gallery(client, offer):
     data = start_checkout(client, offer)
     response = client.post(local(data["checkout_url"]), {"action": "cancel"})
     _, page = offer
-    assert response["Location"] == f"http://127.0.0.1:8000{page.url}"
+    cancelled = client.get(response["Location"])
+    assert "nothing was charged" in text(cancelled, ".smi-cancelled .smi-message")
+    back = one(cancelled, ".smi-cancelled a.smi-button")
+    assert back["href"] == f"http://127.0.0.1:8000{page.url}"

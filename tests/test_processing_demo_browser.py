@@ -47,7 +47,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def demo(tmp_path):
+def demo_upscaler() -> str:
+    """The demo's ``SMI_UPSCALER``; a module reusing ``demo`` can override it."""
+    return "local"
+
+
+@pytest.fixture
+def demo(tmp_path, demo_upscaler):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -61,7 +67,7 @@ def demo(tmp_path):
         SMI_DEMO_VAR_DIR=str(tmp_path),
         SMI_PUBLIC_BASE_URL=base,
         SMI_RATE_LIMITS="0",
-        SMI_UPSCALER="local",
+        SMI_UPSCALER=demo_upscaler,
         SMI_PAYMENT_BACKEND="dummy",
         SMI_QUEUE_BROKER="orm",
     )

@@ -393,8 +393,9 @@ def test_submission_errors_exhausting_attempts_need_attention(
     job.refresh_from_db()
     assert job.status == "needs_attention"
     assert "gave up after 2 attempts" in job.last_error
-    [alert] = mail.outbox
+    [alert, told] = mail.outbox  # the admins, and the customer ("taking longer")
     assert alert.to == ["ops@example.com"] and job.short_id in alert.subject
+    assert told.to == ["buyer@example.com"]
 
 
 def test_slow_upscaler_past_the_deadline_needs_attention(
@@ -411,7 +412,7 @@ def test_slow_upscaler_past_the_deadline_needs_attention(
     job.refresh_from_db()
     assert job.status == "needs_attention"
     assert "deadline passed" in job.last_error
-    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+    assert [m.to for m in mail.outbox] == [["ops@example.com"], ["buyer@example.com"]]
 
 
 def test_admin_retry_polls_the_existing_upscale_instead_of_paying_twice(
@@ -566,7 +567,7 @@ def test_unexpected_status_error_is_retried_then_needs_attention(
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "needs_attention"
     assert "gave up after 2 attempts" in job.last_error
-    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+    assert [m.to for m in mail.outbox] == [["ops@example.com"], ["buyer@example.com"]]
 
 
 def test_unexpected_status_error_past_the_deadline_needs_attention(
@@ -580,8 +581,9 @@ def test_unexpected_status_error_past_the_deadline_needs_attention(
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "needs_attention"
     assert "deadline passed" in job.last_error
-    [alert] = mail.outbox
+    [alert, told] = mail.outbox  # the admins, and the customer ("taking longer")
     assert alert.to == ["ops@example.com"] and job.short_id in alert.subject
+    assert told.to == ["buyer@example.com"]
 
 
 def test_result_ready_past_the_deadline_goes_to_an_admin(
@@ -593,7 +595,7 @@ def test_result_ready_past_the_deadline_goes_to_an_admin(
     PurchaseJob.objects.filter(pk=job.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "needs_attention"
-    assert len(mail.outbox) == 1
+    assert len(mail.outbox) == 2  # the admins, and the customer ("taking longer")
 
 
 def test_status_error_answer_that_is_a_json_list_is_a_final_error(
@@ -630,7 +632,7 @@ def test_storage_failure_while_delivering_is_retried_then_needs_attention(
 
     job = poll_now(job, django_capture_on_commit_callbacks)
     assert job.status == "needs_attention"
-    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+    assert [m.to for m in mail.outbox] == [["ops@example.com"], ["buyer@example.com"]]
 
 
 def test_result_url_with_an_impossible_port_is_refused(

@@ -314,7 +314,7 @@ class TestTheOrdersOwnSessionMustMatchIt:
         assert (order.status, order.discount_cents, order.paid_amount_cents) == ("paid", 100, 476)
         assert (
             describe(order.events.get(code="discount_applied"))
-            == "Promotion code: $1.00 off $5.76, paid $4.76."
+            == "A promotion code took $1.00 off $5.76: the customer paid $4.76."
         )
         assert enqueued == [str(order.pk)]
         # A dashboard refund of everything taken is a full refund of what was paid.

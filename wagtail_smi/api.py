@@ -40,6 +40,14 @@ def not_for_sale() -> JsonResponse:
     return json_error("not_found", _("This image is no longer for sale."), 404)
 
 
+def not_offered(offer: catalog.SaleOffer) -> JsonResponse | None:
+    """422 for an image on sale that cannot be sold (not raster, too small), saying why."""
+    refusal = offer.refusal()
+    if refusal is None:
+        return None
+    return json_error("image_not_offered", refusal.message, 422, reason=refusal.code)
+
+
 # --- input -------------------------------------------------------------------------------
 
 
@@ -201,7 +209,7 @@ def calculate_all_prices(request, data):
     offer = offer_for(data)
     if offer is None:
         return not_for_sale()
-    return json_answer(prices_json(offer))
+    return not_offered(offer) or json_answer(prices_json(offer))
 
 
 @rate_limit("checkout")
@@ -211,11 +219,16 @@ def create_checkout(request, data):
     offer = offer_for(data)
     if offer is None:
         return not_for_sale()
+    refused = not_offered(offer)
+    if refused is not None:
+        return refused
     job = operations.start_checkout(
         offer=offer,
         resolution_key=data["resolution"],
         email=data["email"],
         terms_accepted=data["terms_accepted"],
+        # The CSRF cookie's secret: the same browser asking again gets its order back.
+        browser=request.META.get("CSRF_COOKIE") or "",
     )
     return json_answer(
         {
@@ -231,11 +244,12 @@ def create_checkout(request, data):
 @rate_limit("click")
 @json_endpoint(OfferForm)
 def track_click(request, data):
-    """Record a click on a purchase button (fire-and-forget from the modal)."""
+    """Record a click on a purchase button (fire-and-forget from the modal); a known
+    crawler's is answered alike but not counted."""
     offer = offer_for(data)
     if offer is None:
         return not_for_sale()
-    operations.record_click(offer)
+    operations.record_click(offer, user_agent=request.headers.get("User-Agent", ""))
     return json_answer({"tracked": True})
 
 

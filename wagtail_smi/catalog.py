@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import models, transaction
@@ -26,6 +26,7 @@ from wagtail.rich_text.rewriters import FIND_EMBED_TAG, extract_attrs
 from . import pricing
 from .blocks import SellableImageBlock
 from .models import ImageForSale, SaleListing, SmiSiteSettings
+from .models.catalog import SaleRefusal
 from .upscalers import within_upscaler_limits
 
 logger = logging.getLogger(__name__)
@@ -54,14 +55,25 @@ class SaleOffer:
     def settings(self) -> SmiSiteSettings:
         return self.site_settings or site_settings(self.site)
 
+    def refusal(self) -> SaleRefusal | None:
+        """Why the image cannot be sold at all (not a raster image, too small), or None."""
+        return self.settings().sale_refusal(self.image)
+
     def quotes(self) -> tuple[dict[str, pricing.Quote], str]:
         """Every quote this offer allows, and the currency: the one source of the prices
         the dialog, the checkout and the emails show. Sizes come from the stored image,
-        never from the client; sizes the upscaler cannot produce are unavailable."""
+        never from the client; sizes the upscaler cannot produce are unavailable, and so is
+        everything for an image that cannot be sold (``refusal``), with the reason."""
         rules = within_upscaler_limits(self.settings().pricing_rules())
         quotes = pricing.quote_all(
             self.image.width, self.image.height, rules, only=self.resolutions or None
         )
+        refused = self.refusal()
+        if refused is not None:
+            quotes = {
+                key: replace(quote, available=False, reason=refused.message)
+                for key, quote in quotes.items()
+            }
         return quotes, rules.currency
 
 

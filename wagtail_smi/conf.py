@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
         "status": (60, 60),
         "download": (30, 60),
         "purchase_page": (60, 60),
+        # "Email me a fresh link" forms posted, per client (every attempt counts).
+        "fresh_link": (10, 3600),
     },
     # Cache alias used by the rate limiter.
     "RATE_LIMIT_CACHE": "default",
@@ -92,8 +94,27 @@ DEFAULTS: dict[str, Any] = {
     "DOWNLOAD_LIMIT": None,
     "DOWNLOAD_SERVE": "django",
     "X_ACCEL_REDIRECT_PREFIX": "/smi-private/",
+    # A customer whose link expired can have a fresh one emailed (to the purchase email)
+    # this many days after the expiry; the file is kept that long, then deleted by the
+    # cleanup. 0: files are deleted as soon as their link expires, and no fresh link.
+    "FRESH_LINK_DAYS": 7,
+    # At most this many fresh links per order within this many seconds, whoever asks.
+    "FRESH_LINKS_PER_ORDER": (3, 24 * 3600),
+    # Customer-facing pages (purchase, order, download, checkout) extend this template. A
+    # site names its own base template here; it must define the blocks ``title``,
+    # ``extra_css`` (in <head>), ``content`` and ``extra_js``, as Wagtail's project
+    # template does.
+    "BASE_TEMPLATE": "wagtail_smi/storefront/base.html",
+    # Seconds between refreshes of an order page in progress when JavaScript is off.
+    "NO_SCRIPT_REFRESH_SECONDS": 10,
     # Unpaid checkouts older than this become abandoned.
     "ABANDON_AFTER_HOURS": 24,
+    # The same browser asking again for the same image, page, resolution and email within
+    # this many minutes gets its open checkout back instead of a second order (0: never).
+    "CHECKOUT_REUSE_MINUTES": 10,
+    # A paid order still not delivered this many hours after payment is refunded
+    # automatically, unless an admin has taken it in hand (None: never).
+    "AUTO_REFUND_AFTER_HOURS": 24,
     # Email sender (None: DEFAULT_FROM_EMAIL) and admin alert recipients (None: ADMINS).
     "FROM_EMAIL": None,
     "ADMIN_EMAILS": None,

@@ -3,7 +3,10 @@ short-lived signed URL the upscaler fetches an original from.
 
 Who may download and what counts is the operations layer's (``operations.downloads``);
 this module speaks HTTP: ranges (206/416), HEAD, and handing the file to the web server
-with ``X-Accel-Redirect`` / ``X-Sendfile`` (``DOWNLOAD_SERVE``).
+with ``X-Accel-Redirect`` / ``X-Sendfile`` (``DOWNLOAD_SERVE``). A link that cannot be
+served answers a page in the site's layout saying what happened and what to do (an
+expired one offers a fresh link by email), with the same statuses as the JSON errors a
+client gets when it asks for JSON: 404 unknown, 410 expired/revoked/used up, 425 not ready.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from . import storage
+from . import links, progress, storage
 from .conf import smi_settings
-from .http import json_error, operation_error
-from .models import PurchaseJob
+from .http import json_error, operation_error, page, rate_limited_page, status_for, wants_json
+from .models import JobStatus, PurchaseJob
 from .operations import DownloadRefused, check_downloadable, record_download
 from .operations.downloads import find_by_key, find_by_token, find_original, refused
-from .ratelimit import rate_limit
+from .ratelimit import check_rate_limit
+from .rendering import storefront_settings
 from .utils import client_ip, hash_ip
 
 logger = logging.getLogger(__name__)
@@ -32,20 +36,36 @@ _STARTS_AT_ZERO = re.compile(r"bytes=\s*0+\s*-")
 
 
 @require_safe
-@rate_limit("download")
 def download(request, token: str) -> HttpResponse:
     """``GET /smi/download/<token>``: 404 unknown, 410 expired/revoked/used up, 425 not ready."""
-    return _download(request, find_by_token(token))
+    retry_after = check_rate_limit(request, "download")
+    if retry_after is not None:
+        return rate_limited_page(request, retry_after)
+    job = find_by_token(token)
+    fresh_link = links.token_fresh_link_path(token) if job is not None else ""
+    return _download(request, job, fresh_link_url=fresh_link)
 
 
 @require_safe
-@rate_limit("download")
 def order_download(request, job_id) -> HttpResponse:
     """The order status page's button: the same checks, authorised by the order's key."""
-    return _download(request, find_by_key(job_id, request.GET.get("key")))
+    retry_after = check_rate_limit(request, "download")
+    if retry_after is not None:
+        return rate_limited_page(request, retry_after)
+    job = find_by_key(job_id, request.GET.get("key"))
+    if job is None:
+        return _download(request, None)
+    return _download(
+        request,
+        job,
+        fresh_link_url=links.fresh_link_path(job),
+        order_url=links.order_path(job),
+    )
 
 
-def _download(request, job: PurchaseJob | None) -> HttpResponse:
+def _download(
+    request, job: PurchaseJob | None, *, fresh_link_url: str = "", order_url: str = ""
+) -> HttpResponse:
     try:
         if job is None:
             raise refused("not_found")
@@ -53,9 +73,80 @@ def _download(request, job: PurchaseJob | None) -> HttpResponse:
         check_downloadable(job, range_start=_range_start_hint(request), client=client)
         return serve(request, job, client)
     except DownloadRefused as exc:
+        if not wants_json(request):
+            return refusal_page(
+                request, exc, job, fresh_link_url=fresh_link_url, order_url=order_url
+            )
         response = operation_error(exc)
         response["Cache-Control"] = "no-store"
         return response
+
+
+def refusal_page(
+    request, exc: DownloadRefused, job: PurchaseJob | None, *, fresh_link_url: str, order_url: str
+) -> HttpResponse:
+    """Why this link gives no file, and what the customer can do about it."""
+    title, message = _refusal_words(exc.code, job)
+    support = progress.support_email(job) if job is not None else ""
+    if not support:
+        site_settings = storefront_settings(request)
+        support = getattr(site_settings, "support_email", "") or ""
+    can_refresh = bool(job is not None and fresh_link_url and progress.fresh_link_possible(job))
+    context = {
+        "code": exc.code,
+        "title": title,
+        "message": message,
+        "job": job,
+        "support_email": support,
+        "order_url": order_url,
+        "fresh_link_url": fresh_link_url if can_refresh else "",
+        "expired_at": job.token_expires_at if job is not None and exc.code == "expired" else None,
+    }
+    return page(
+        request, "wagtail_smi/storefront/download_refused.html", context, status=status_for(exc)
+    )
+
+
+def _refusal_words(code: str, job: PurchaseJob | None) -> tuple[str, str]:
+    """The page's title and its explanation, for the reason the file was refused."""
+    if code == "expired":
+        if job is not None and progress.fresh_link_possible(job):
+            return _("This download link has expired"), _(
+                "Download links work for a limited time. Enter the email address you used for "
+                "this order and we will email you a fresh link."
+            )
+        if job is not None and job.file_deleted_at:
+            return _("This download link has expired"), _(
+                "Download links work for a limited time, and the file of this order is no "
+                "longer kept. Write to the shop if you need it again."
+            )
+        return _("This download link has expired"), _(
+            "Download links work for a limited time. Write to the shop if you need the file again."
+        )
+    if code == "revoked" and job is not None and job.status == JobStatus.REFUNDED:
+        return _("This order was refunded"), _(
+            "This order was refunded, so its download is no longer available. The money goes "
+            "back to your original payment method."
+        )
+    if code == "limit_reached":
+        return _("Download limit reached"), _(
+            "This file has been downloaded as many times as one order allows. Write to the "
+            "shop if you need it again."
+        )
+    if code == "not_ready":
+        return _("Your image is not ready yet"), _(
+            "We are still working on your image, and we will email you when it is ready. "
+            "Please try this link again later."
+        )
+    if code in {"revoked", "missing"}:
+        return _("This download is no longer available"), _(
+            "The file of this order can no longer be downloaded. If you think this is a "
+            "mistake, write to the shop."
+        )
+    return _("This download link does not work"), _(
+        "We could not find a download for this link. Check that you copied the whole link "
+        "from the email; if it still does not work, write to the shop."
+    )
 
 
 def _range_start_hint(request) -> int | None:

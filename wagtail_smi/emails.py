@@ -4,26 +4,34 @@ Templates live under ``wagtail_smi/emails/``: ``<name>_subject.txt``, ``<name>.t
 ``<name>.html``. The sender is ``WAGTAIL_SMI["FROM_EMAIL"]`` or ``DEFAULT_FROM_EMAIL``;
 the support contact comes from the site's settings. Emails are rendered in the language
 the customer bought in. Tokens and links appear only in the message, never in logs.
+
+Every email, to a customer or to the admins, is recorded on its order: ``email_sent`` with
+the email's name, or ``email_failed`` with what went wrong (the exception is raised again
+for the caller).
 """
 
 from __future__ import annotations
 
 import logging
 import zoneinfo
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Template
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .conf import smi_settings
-from .models import SmiSiteSettings
+from .models import EventCode, SmiSiteSettings
 from .pricing import format_price, quote_all
 from .upscalers import within_upscaler_limits
 from .utils import absolute_url
+from .workflow import record_event
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +42,10 @@ REFUND_EXPLANATIONS = {
     "upscale_failed": _("The upscaling service could not process your image."),
     "result_invalid": _("The upscaled image we received did not pass our quality checks."),
     "result_unavailable": _("We could not retrieve the upscaled image from the upscaling service."),
+    "not_delivered_in_time": _(
+        "We could not deliver it within the time we promised, so we have refunded you rather "
+        "than keep you waiting."
+    ),
 }
 
 
@@ -78,10 +90,31 @@ def render_plain_text(template_name: str, context: dict) -> str:
 
 
 def _send(name: str, context: dict, recipients: list[str], *, language: str = "") -> bool:
+    """Send one email and record on the order that it went out, or why it did not."""
+    job = context["job"]
     recipients = [r for r in recipients if r]
     if not recipients:
-        logger.warning("email %s for job %s not sent: no recipient", name, context["job"].pk)
+        logger.warning("email %s for job %s not sent: no recipient", name, job.pk)
+        _record(job, EventCode.EMAIL_FAILED, name, problem="no recipient")
         return False
+    try:
+        _deliver(name, context, recipients, language=language)
+    except Exception as exc:
+        _record(job, EventCode.EMAIL_FAILED, name, problem=f"{exc.__class__.__name__}: {exc}")
+        raise
+    logger.info("email %s sent for job %s", name, job.pk)
+    _record(job, EventCode.EMAIL_SENT, name)
+    return True
+
+
+def _record(job, code: str, name: str, **data) -> None:
+    try:
+        record_event(job, code, {"email": name, **{k: v[:500] for k, v in data.items()}})
+    except Exception:  # the log must never turn an email into a crash
+        logger.exception("job %s: could not record the %s email", job.pk, name)
+
+
+def _deliver(name: str, context: dict, recipients: list[str], *, language: str = "") -> None:
     with translation.override(language or settings.LANGUAGE_CODE):
         subject = render_plain_text(f"wagtail_smi/emails/{name}_subject.txt", context)
         subject = " ".join(subject.split())  # one line: a header
@@ -96,15 +129,20 @@ def _send(name: str, context: dict, recipients: list[str], *, language: str = ""
     )
     message.attach_alternative(html, "text/html")
     message.send()
-    logger.info("email %s sent for job %s", name, context["job"].pk)
-    return True
+
+
+def _moment_text(moment) -> str:
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
+    local = timezone.localtime(moment, zone)
+    return f"{date_format(local, 'DATETIME_FORMAT')} {local.tzname()}"
 
 
 def format_expiry(moment) -> str:
-    """The expiry in the site's time zone, with the zone named (``2026-12-01 14:00 UTC``)."""
-    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
-    local = timezone.localtime(moment, zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    """A moment as customers read it, in emails and on pages alike: in the site's time zone
+    (``TIME_ZONE``), in the language's ``DATETIME_FORMAT``, with the zone named ("Dec. 1,
+    2026, 2 p.m. UTC", "1 décembre 2026 14:00 UTC"). Lazy, so it is written in the language
+    the message is rendered in, not the one active when its context was built."""
+    return lazy(_moment_text, str)(moment)
 
 
 def send_download_ready(job, token: str) -> bool:
@@ -132,6 +170,47 @@ def send_refund_notice(job) -> bool:
 def send_payment_failed(job) -> bool:
     context = _base_context(job) | {"retry_url": job.cancel_url or absolute_url("/")}
     return _send("payment_failed", context, [job.email], language=job.locale)
+
+
+def auto_refund_at(job):
+    """When a paid order not delivered by then is refunded on its own (None: never, or an
+    admin has taken it in hand)."""
+    hours = smi_settings.AUTO_REFUND_AFTER_HOURS
+    if not hours or not job.paid_at or job.taken_in_hand_at:
+        return None
+    return job.paid_at + timedelta(hours=hours)
+
+
+def _refund_promise(job) -> dict:
+    moment = auto_refund_at(job)
+    return {"refund_by": format_expiry(moment) if moment else ""}
+
+
+def send_receipt(job) -> bool:
+    """Proof of purchase at payment: what was bought, what was paid, what happens next."""
+    context = (
+        _base_context(job)
+        | _refund_promise(job)
+        | {
+            "paid": format_price(job.paid_amount_cents, job.currency),
+            "discount": format_price(job.discount_cents, job.currency)
+            if job.discount_cents
+            else "",
+            "paid_at": format_expiry(job.paid_at) if job.paid_at else "",
+        }
+    )
+    return _send("receipt", context, [job.email], language=job.locale)
+
+
+# Why a paid order needs an admin, as the "taking longer" email explains it.
+DELAY_DELIVERY = "delivery"
+DELAY_REFUND = "refund"
+
+
+def send_taking_longer(job, cause: str = DELAY_DELIVERY) -> bool:
+    """A paid order went to an admin: tell the customer, and what happens next."""
+    context = _base_context(job) | _refund_promise(job) | {"cause": cause}
+    return _send("taking_longer", context, [job.email], language=job.locale)
 
 
 def admin_recipients() -> list[str]:

@@ -22,6 +22,26 @@ def order_url(job) -> str:
     return absolute_url(order_path(job))
 
 
+def checkout_cancelled_path(job) -> str:
+    """Where the payment provider sends a buyer who cancels: the order page, which then
+    says that nothing was charged."""
+    return order_path(job) + "&checkout=cancelled"
+
+
+def checkout_cancelled_url(job) -> str:
+    return absolute_url(checkout_cancelled_path(job))
+
+
+def fresh_link_path(job) -> str:
+    """The order page's "email me a fresh link" form (unlocked by the order's key)."""
+    return reverse("wagtail_smi:order_fresh_link", args=[job.pk]) + "?key=" + job.access_key
+
+
+def token_fresh_link_path(token: str) -> str:
+    """The same form on an expired emailed link's page (the token names the order)."""
+    return reverse("wagtail_smi:fresh_link", args=[token])
+
+
 def job_status_path(job) -> str:
     return reverse("wagtail_smi:job_status", args=[job.pk]) + "?key=" + job.access_key
 

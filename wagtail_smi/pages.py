@@ -1,5 +1,7 @@
 """Server-rendered storefront pages: the purchase page (works without JavaScript), the order
-status page (Stripe's success URL) and the dummy provider's checkout page.
+status page (Stripe's success and cancel URL), the "email me a fresh link" forms and the
+dummy provider's checkout page. Every one extends the site's base template
+(``WAGTAIL_SMI["BASE_TEMPLATE"]``, see ``http.page``).
 
 Thin edges like the API: they validate, call one operation, and render.
 """
@@ -8,39 +10,31 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
-from django.shortcuts import redirect, render
-from django.template.response import TemplateResponse
-from django.utils.cache import add_never_cache_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from . import catalog, links, operations, pricing, progress
 from .api import job_status_json
+from .conf import smi_settings
 from .forms import EmailField
-from .models import PurchaseJob
+from .http import page, rate_limited_page
+from .models import JobStatus, PurchaseJob
 from .models.states import UNPAID
+from .operations.clicks import record_page_view
+from .operations.delivery import request_fresh_link
+from .operations.downloads import find_by_key, find_by_token
 from .payments.dummy import DummyProvider
 from .ratelimit import check_rate_limit
-from .utils import absolute_url, parse_id
+from .utils import client_ip, hash_ip, parse_id
 
 
 def _too_many(request, scope: str):
     retry_after = check_rate_limit(request, scope)
     if retry_after is None:
         return None
-    response = TemplateResponse(
-        request,
-        "wagtail_smi/storefront/message.html",
-        {
-            "title": _("Too many requests"),
-            "message": _("Too many requests, try again in a minute."),
-        },
-        status=429,
-    )
-    response["Retry-After"] = str(retry_after)
-    return response
+    return rate_limited_page(request, retry_after)
 
 
 def _email(value: str) -> str:
@@ -50,9 +44,17 @@ def _email(value: str) -> str:
     return field.clean(value)
 
 
+# The purchase page ---------------------------------------------------------------------------
+
+
 @csrf_protect
 def purchase_page(request, image_id: int):
-    """The purchase form without JavaScript: GET shows prices, POST starts the checkout."""
+    """The purchase form without JavaScript: GET shows prices, POST starts the checkout.
+
+    A GET counts as the button's click (JavaScript would have recorded it otherwise), once
+    per client and image within half an hour, and never for a known crawler; the button
+    links here with ``rel="nofollow"``, so well-behaved crawlers do not come at all.
+    """
     limited = _too_many(request, "purchase_page")
     if limited:
         return limited
@@ -66,7 +68,11 @@ def purchase_page(request, image_id: int):
         )
     offer = _offer_or_404(image_id, page_id)
     if request.method == "GET":
-        operations.record_click(offer)  # the button's click, when JavaScript did not record it
+        record_page_view(
+            offer,
+            client=hash_ip(client_ip(request)),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
     quotes, currency = offer.quotes()
     errors: list[str] = []
     email = ""
@@ -82,7 +88,6 @@ def purchase_page(request, image_id: int):
     selected = request.POST.get("resolution") if request.method == "POST" else None
     if selected is None:
         selected = _default_resolution(quotes)
-    rendition = offer.image.get_rendition("width-800")
     options = [
         {
             "quote": quote,
@@ -91,13 +96,13 @@ def purchase_page(request, image_id: int):
         }
         for key, quote in quotes.items()
     ]
-    response = TemplateResponse(
+    return page(
         request,
         "wagtail_smi/storefront/purchase.html",
         {
             "offer": offer,
             "image": offer.image,
-            "rendition": rendition,
+            "rendition": offer.image.get_rendition("max-800x600"),
             "options": options,
             "currency": currency,
             "email": email,
@@ -107,8 +112,6 @@ def purchase_page(request, image_id: int):
         },
         status=status,
     )
-    add_never_cache_headers(response)
-    return response
 
 
 def _offer_or_404(image_id, page_id: int) -> catalog.SaleOffer:
@@ -143,61 +146,134 @@ def _start_checkout(request, offer, email: str) -> tuple[str | None, list[str], 
     return job.checkout_url, [], 200
 
 
+# The order page ------------------------------------------------------------------------------
+
+
 def order_status(request, job_id):
-    """An order's progress, polled live; 404 without the order's key."""
+    """An order's progress, polled live by its script and refreshed without one; 404
+    without the order's key. ``?checkout=cancelled`` (the provider's cancel URL) says that
+    nothing was charged while the order is unpaid."""
     limited = _too_many(request, "status")
     if limited:
         return limited
     job = PurchaseJob.objects.select_related("image").filter(pk=job_id).first()
-    key = request.GET.get("key")
-    if job is None or not job.check_access_key(key):
+    if job is None or not job.check_access_key(request.GET.get("key")):
         raise Http404(_("We could not find this order."))
     status_json = job_status_json(job)  # the page shows what job-status answers
     stage = status_json["stage"]
     facts = progress.STAGES[stage]
-    download_url = status_json.get("download_url")
-    current = facts.step if facts.step is not None else -1
-    stages = [
-        {
-            "key": key_,
-            "label": progress.STAGES[key_].label,
-            "done": 0 <= i < current or facts.delivered,
-            "current": i == current,
-        }
-        for i, key_ in enumerate(progress.STEPS)
-    ]
-    rendition = None
-    if job.image is not None:
-        try:
-            rendition = job.image.get_rendition("width-800")
-        except Exception:  # a missing source file must not hide the order
-            rendition = None
-    response = TemplateResponse(
+    cancelled = request.GET.get("checkout") == "cancelled" and job.status in UNPAID
+    settled = job.state.final or cancelled
+    return page(
         request,
         "wagtail_smi/storefront/order_status.html",
         {
             "job": job,
             "stage": stage,
             "progress": status_json["progress"],
+            "show_progress": not facts.problem,
             "message": status_json["message"],
-            "stages": stages,
+            "stages": _stage_list(facts),
             "stage_table": progress.stages_for_script(),
-            "rendition": rendition,
+            "rendition": _rendition(job, "max-800x600"),
             "price_display": pricing.format_price(job.amount_cents, job.currency),
             "status_api_url": links.job_status_path(job),
-            "download_url": download_url,
-            "expires_at": job.token_expires_at,
+            "download_url": status_json.get("download_url"),
+            "expires_at": job.token_expires_at if status_json.get("download_url") else None,
             # order.js asks again when the link on offer expires.
-            "expires_iso": status_json.get("expires_at", "") if download_url else "",
-            "is_final": job.state.final,
+            "expires_iso": status_json.get("expires_at", "")
+            if status_json.get("download_url")
+            else "",
+            "is_final": settled,
             "is_problem": facts.problem,
             "support_email": progress.support_email(job),
             "retry_url": job.cancel_url,
+            "cancelled": cancelled,
+            "payment_url": job.checkout_url
+            if cancelled and job.status == JobStatus.AWAITING_PAYMENT
+            else "",
+            "fresh_link_url": links.fresh_link_path(job)
+            if stage == "expired" and progress.fresh_link_possible(job)
+            else "",
+            # Without JavaScript the page reloads itself until nothing more will happen.
+            "refresh_seconds": 0 if settled else smi_settings.NO_SCRIPT_REFRESH_SECONDS,
         },
     )
-    add_never_cache_headers(response)
-    response["Referrer-Policy"] = "no-referrer"  # the key is in the URL
-    return response
+
+
+def _stage_list(facts: progress.Stage) -> list[dict]:
+    current = facts.step if facts.step is not None else -1
+    return [
+        {
+            "key": key,
+            "label": progress.STAGES[key].label,
+            "done": 0 <= i < current or facts.delivered,
+            "current": i == current,
+        }
+        for i, key in enumerate(progress.STEPS)
+    ]
+
+
+def _rendition(job, spec: str):
+    if job.image is None:
+        return None
+    try:
+        return job.image.get_rendition(spec)
+    except Exception:  # a missing source file must not hide the order
+        return None
+
+
+# "Email me a fresh link" ----------------------------------------------------------------------
+
+
+@csrf_protect
+@require_POST
+def fresh_link(request, token: str):
+    """The form on an expired emailed link's page; the token names the order."""
+    job = find_by_token(token)
+    if job is None:
+        raise Http404
+    return _fresh_link(request, job, back_url="")
+
+
+@csrf_protect
+@require_POST
+def order_fresh_link(request, job_id):
+    """The form on the order page of an expired order; 404 without the order's key."""
+    job = find_by_key(job_id, request.GET.get("key"))
+    if job is None:
+        raise Http404(_("We could not find this order."))
+    return _fresh_link(request, job, back_url=links.order_path(job))
+
+
+def _fresh_link(request, job: PurchaseJob, *, back_url: str):
+    """Email a fresh link when the typed address is the order's. The answer is the same
+    whether it was or not (and whether the order may have one), so the form tells nobody
+    which address bought what."""
+    limited = _too_many(request, "fresh_link")
+    if limited:
+        return limited
+    typed = (request.POST.get("email") or "").strip()
+    try:
+        email = _email(typed)
+    except ValidationError as exc:
+        email, error = "", exc.messages[0]
+    else:
+        error = "" if email else _("Enter the email address you used for this order.")
+    if error:
+        context = {
+            "error": error,
+            "email": typed,
+            "fresh_link_url": request.get_full_path(),
+            "back_url": back_url,
+        }
+        return page(request, "wagtail_smi/storefront/fresh_link.html", context, status=400)
+    request_fresh_link(job.pk, email)
+    return page(
+        request,
+        "wagtail_smi/storefront/fresh_link_sent.html",
+        {"email": email, "back_url": back_url, "support_email": progress.support_email(job)},
+    )
 
 
 # The dummy provider's checkout page --------------------------------------------------------
@@ -205,23 +281,9 @@ def order_status(request, job_id):
 DUMMY_ACTIONS = ("pay", "decline", "cancel")
 
 
-def _cancel_url(request, job) -> str:
-    url = job.cancel_url or "/"
-    public = absolute_url("/")
-    if url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) or url.startswith(
-        public
-    ):
-        return url
-    return "/"
-
-
 def _preview_url(job) -> str:
-    if job.image is None:
-        return ""
-    try:
-        return job.image.get_rendition("max-480x320").url
-    except Exception:  # the page still works without a preview
-        return ""
+    rendition = _rendition(job, "max-480x320")
+    return rendition.url if rendition is not None else ""
 
 
 @require_http_methods(["GET", "POST"])
@@ -251,9 +313,8 @@ def dummy_checkout(request, job_id):
     context.update(
         image_url=_preview_url(job),
         price=pricing.format_price(job.amount_cents, job.currency),
-        cancel_url=_cancel_url(request, job),
     )
-    return render(request, "wagtail_smi/payments/dummy_checkout.html", context, status=status)
+    return page(request, "wagtail_smi/payments/dummy_checkout.html", context, status=status)
 
 
 def _dummy_action(request, job, context: dict) -> tuple[HttpResponseRedirect | None, int]:
@@ -264,7 +325,8 @@ def _dummy_action(request, job, context: dict) -> tuple[HttpResponseRedirect | N
         context.update(message=_("Choose Pay, Decline card or Cancel."), error_field="action")
         return None, 400
     if action == "cancel":
-        return HttpResponseRedirect(_cancel_url(request, job)), 200
+        # Where Stripe's cancel URL leads too: the order page, saying nothing was charged.
+        return HttpResponseRedirect(links.checkout_cancelled_path(job)), 200
     if action == "pay":
         return _dummy_pay(job, context, email)
     operations.mark_payment_failed(

@@ -16,6 +16,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .conf import smi_settings
 from .models import EventCode, JobStatus, PurchaseJob, SmiSiteSettings
 
 
@@ -109,9 +110,38 @@ def support_email(job: PurchaseJob) -> str:
     return row.support_email if row else ""
 
 
+def fresh_link_possible(job: PurchaseJob, now=None) -> bool:
+    """Whether the customer may have a fresh link emailed: the order was delivered and not
+    refunded or revoked, its link has expired with downloads left, and the file is still
+    kept."""
+    used_up = job.download_limit is not None and job.download_count >= job.download_limit
+    return bool(
+        job.status == JobStatus.COMPLETED
+        and job.email
+        and job.result_path
+        and not job.access_revoked_at
+        and not job.file_deleted_at
+        and not used_up
+        and job.token_expires_at
+        and job.token_expires_at <= (now or timezone.now())
+        and smi_settings.FRESH_LINK_DAYS > 0
+    )
+
+
 def expired_message(job: PurchaseJob) -> str:
-    """A delivered order whose link has run out, and whom to ask for a new one."""
+    """A delivered order whose link has run out: how to get a fresh one, or whom to ask."""
     contact = support_email(job)
+    if fresh_link_possible(job):
+        if contact:
+            return _(
+                "Your download link has expired. Enter the email address you used for this "
+                "order below and we will email you a fresh link, or write to %(email)s and "
+                "quote your order number %(order)s."
+            ) % {"email": contact, "order": job.short_id}
+        return _(
+            "Your download link has expired. Enter the email address you used for this order "
+            "below and we will email you a fresh link."
+        )
     if contact:
         return _(
             "Your download link has expired, so the file can no longer be downloaded. To get "
@@ -186,11 +216,30 @@ def _processing(job: PurchaseJob, stage: str, progress: int) -> OrderProgress:
     if job.result_path:
         return OrderProgress("delivering", 90, _("Almost there: preparing your download."), False)
     progress = 60 if job.upscaler_status == "IN_PROGRESS" else progress
+    if job.progress:
+        # An upscaler in the worker reports its tiles: the bar moves from the state's
+        # share towards "delivering" (90) as they are done.
+        progress = max(progress, progress + (90 - progress) * job.progress // 100)
     return OrderProgress(stage, progress, str(MESSAGES[JobStatus.PROCESSING]), False)
 
 
+def revoked_message(job: PurchaseJob) -> str:
+    contact = support_email(job)
+    if contact:
+        return _(
+            "This download has been withdrawn and is no longer available. If you think this "
+            "is a mistake, write to %(email)s and quote your order number %(order)s."
+        ) % {"email": contact, "order": job.short_id}
+    return _(
+        "This download has been withdrawn and is no longer available. If you think this is a "
+        "mistake, contact the shop and quote your order number %(order)s."
+    ) % {"order": job.short_id}
+
+
 def _completed(job: PurchaseJob, stage: str, progress: int) -> OrderProgress:
-    if job.access_revoked_at or link_expired(job):
+    if job.access_revoked_at:
+        return OrderProgress("expired", progress, revoked_message(job), False)
+    if link_expired(job):
         return OrderProgress("expired", progress, expired_message(job), False)
     return OrderProgress(stage, progress, str(READY_MESSAGES[ready_email_state(job)]), True)
 

@@ -140,6 +140,8 @@ def button_for(request, image, page_id, *, rendition=None) -> Button | None:
     settings_row = storefront_settings(request)
     if settings_row is None or not settings_row.enabled:
         return None
+    if settings_row.sale_refusal(image) is not None:  # not raster, or too small to sell
+        return None
     if rendition is None:
         rendition = image.get_rendition(RENDITION_SPECS[1])
     return Button(

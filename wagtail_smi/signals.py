@@ -1,12 +1,89 @@
-"""Signal receivers, connected from ``AppConfig.ready()`` (never at import time)."""
+"""Signals: the ones a site can listen to, and our receivers (connected from
+``AppConfig.ready()``, never at import time).
+
+Extension signals, sent once the change that caused them has committed, with the order as
+``order`` (a ``PurchaseJob``) and ``sender=PurchaseJob``:
+
+- ``order_paid``: the payment arrived (not when an admin retries an order);
+- ``order_completed``: the file was delivered (by the pipeline, a redelivery or by hand);
+- ``order_refunded``: the order was refunded in full (by the shop, the provider's
+  dashboard, or recorded as refunded outside the system);
+- ``order_needs_attention``: an admin has to look at the order.
+
+They follow the order's event log: every status change is one ``JobEvent``, written in the
+transaction that makes it, so every path that changes an order announces it, and a change
+that is rolled back announces nothing. A receiver that raises is logged and does not stop
+the others. See docs/processing.md for an example receiver.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from django.apps import apps
 from django.core.signals import request_finished
-from django.db.models.signals import post_delete, post_save
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models.signals import post_delete, post_migrate, post_save
+from django.dispatch import Signal
 from wagtail.signals import page_published, page_unpublished
 
-from . import catalog, rendering, rich_text
+from . import catalog, queue, rendering, rich_text
+from .models import JobEvent, JobStatus, PurchaseJob
+from .models.states import UNPAID
+
+logger = logging.getLogger(__name__)
+
+order_paid = Signal()
+order_completed = Signal()
+order_refunded = Signal()
+order_needs_attention = Signal()
+
+
+def signal_for(from_status: str, to_status: str) -> Signal | None:
+    """The extension signal a status change announces, if any."""
+    if to_status == JobStatus.PAID:
+        return order_paid if from_status in UNPAID else None
+    return {
+        JobStatus.COMPLETED: order_completed,
+        JobStatus.REFUNDED: order_refunded,
+        JobStatus.NEEDS_ATTENTION: order_needs_attention,
+    }.get(to_status)
+
+
+def _send(signal: Signal, order: PurchaseJob) -> None:
+    for receiver, outcome in signal.send_robust(sender=PurchaseJob, order=order):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "order %s: receiver %r failed",
+                order.pk,
+                receiver,
+                exc_info=(type(outcome), outcome, outcome.__traceback__),
+            )
+
+
+def announce_transition(sender, instance: JobEvent, created: bool, raw: bool = False, **kwargs):
+    """Receiver (``post_save`` of ``JobEvent``): a transition's extension signal, on commit."""
+    if raw or not created or instance.kind != JobEvent.Kind.TRANSITION:
+        return
+    signal = signal_for(instance.from_status, instance.to_status)
+    if signal is None or not signal.has_listeners(PurchaseJob):
+        return
+    order = instance.job  # the order as the transition saved it
+    transaction.on_commit(lambda: _send(signal, order), using=kwargs.get("using"), robust=True)
+
+
+def ensure_schedules_after_migrate(sender, using=DEFAULT_DB_ALIAS, verbosity=1, **kwargs):
+    """Receiver (``post_migrate``): the sweeper and cleanup schedules exist after every
+    ``migrate``, so a site that never ran ``smi_schedules`` still processes its orders."""
+    if not queue.schedules_table_exists(using):
+        return
+    stdout = kwargs.get("stdout")
+    for name, outcome in queue.ensure_schedules(using):
+        if outcome == "up to date":
+            continue
+        logger.info("schedule %s: %s", name, outcome)
+        if verbosity >= 1 and stdout is not None:
+            stdout.write(f"  wagtail-smi schedule {outcome}: {name}")
 
 
 def connect() -> None:
@@ -22,3 +99,13 @@ def connect() -> None:
         )
     # Rich text knows the page it is served on only for the length of the request.
     request_finished.connect(rich_text.forget_page, dispatch_uid="wagtail_smi.forget_page")
+    # Status changes are announced to the site's receivers.
+    post_save.connect(
+        announce_transition, sender=JobEvent, dispatch_uid="wagtail_smi.announce_transition"
+    )
+    # The schedules cannot be forgotten: every migrate creates or repairs them.
+    post_migrate.connect(
+        ensure_schedules_after_migrate,
+        sender=apps.get_app_config("wagtail_smi"),
+        dispatch_uid="wagtail_smi.ensure_schedules",
+    )

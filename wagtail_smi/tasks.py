@@ -16,6 +16,10 @@ def refund_failed_job(job_id: str, reason: str) -> None:
     refunds.refund_failed_job(job_id, reason)
 
 
+def auto_refund(job_id: str) -> None:
+    maintenance.auto_refund(job_id)
+
+
 def sweep() -> dict:
     return maintenance.sweep()
 

@@ -16,6 +16,9 @@ urlpatterns = [
     # Server-rendered pages.
     path("smi/buy/<int:image_id>/", pages.purchase_page, name="purchase_page"),
     path("smi/orders/<uuid:job_id>/", pages.order_status, name="order_status"),
+    # "Email me a fresh link" once a download link has expired (POST).
+    path("smi/download/<str:token>/fresh-link/", pages.fresh_link, name="fresh_link"),
+    path("smi/orders/<uuid:job_id>/fresh-link/", pages.order_fresh_link, name="order_fresh_link"),
     # Files.
     path("smi/download/<str:token>", downloads.download, name="download"),
     path("smi/orders/<uuid:job_id>/download/", downloads.order_download, name="order_download"),

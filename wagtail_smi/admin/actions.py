@@ -24,7 +24,7 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from .. import operations
 from ..conf import smi_settings
-from ..models import JobStatus, PurchaseJob
+from ..models import JobStatus, PurchaseJob, RefundRequest
 from ..models.states import (
     IN_PIPELINE,
     REDELIVER,
@@ -33,12 +33,14 @@ from ..models.states import (
     RESOLVE,
     RETRY,
     REVOKE,
+    TAKE_IN_HAND,
     operations_for,
 )
 from ..operations.delivery import download_expiry_hours
+from ..operations.refunds import submission_key
 from ..operations.resolution import DELIVERED_BY_HAND
 from ..pricing import format_price
-from .forms import ConfirmForm, ReasonForm, ResolveForm
+from .forms import ConfirmForm, ReasonForm, RefundForm, ResolveForm
 
 logger = logging.getLogger(__name__)
 
@@ -188,42 +190,84 @@ class RefundView(OrderActionView):
     operation = REFUND
     name = "refund"
     label = _("Refund")
-    summary = _("Give the money back through the payment provider (a reason is required).")
+    summary = _("Give all or part of the money back through the payment provider.")
+    submit_label = _("Yes, refund")
     submit_classname = "button serious"
-    form_class = ReasonForm
+    form_class = RefundForm
 
-    @property
-    def submit_label(self):
-        return gettext("Yes, refund %(amount)s") % {"amount": self.refund_display()}
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "job": self.object}
+
+    def dispatch(self, request, *args, **kwargs):
+        token = request.POST.get("token", "") if request.method == "POST" else ""
+        if (
+            token
+            and RefundRequest.objects.filter(
+                job_id=self.pk, key__startswith=f"wagtail-smi-refund-{self.pk}-{token}-"
+            ).exists()
+        ):
+            # This very form was submitted before (a double click, a resubmitted page).
+            operations.require_permission(request.user, self.operation)
+            messages.info(
+                request, gettext("This refund was already submitted: nothing was refunded twice.")
+            )
+            return redirect(reverse(self.inspect_url_name, args=[quote(self.pk)]))
+        return super().dispatch(request, *args, **kwargs)
 
     def refund_display(self) -> str:
-        # In full for now: everything paid that was not refunded yet.
         return format_price(self.object.refundable_cents, self.object.currency)
 
     def consequences(self):
         job = self.object
-        lines = []
-        if job.status in IN_PIPELINE:
-            lines.append(gettext("Processing stops first (the order moves to “Failed”)."))
+        money = {
+            "paid": format_price(job.paid_amount_cents, job.currency),
+            "refunded": format_price(job.refund_amount_cents, job.currency),
+            "left": self.refund_display(),
+            "provider": job.payment_provider or gettext("default"),
+        }
+        if job.refund_amount_cents:
+            lines = [gettext("%(paid)s was paid, %(refunded)s is already refunded.") % money]
+        else:
+            lines = [gettext("%(paid)s was paid.") % money]
         lines.append(
             gettext(
-                "%(amount)s goes back to the customer through the payment provider (%(provider)s)."
+                "The amount you enter goes back to the customer through the payment provider "
+                "(%(provider)s), and the customer is emailed."
             )
-            % {
-                "amount": self.refund_display(),
-                "provider": job.payment_provider or gettext("default"),
-            }
+            % money
         )
-        if job.status == S.COMPLETED:
-            lines.append(gettext("The download link stops working."))
+        everything = gettext("Refunding everything left (%(left)s):") % money
+        if job.status in IN_PIPELINE:
+            everything += " " + gettext("processing stops first (the order moves to “Failed”),")
+        everything += " " + gettext("the order becomes “Refunded”")
+        if job.status == S.COMPLETED and not job.access_revoked_at:
+            everything += " " + gettext("and the download link stops working")
+        lines.append(everything + ".")
+        lines.append(self.partial_consequence())
         lines += [
-            gettext("The order becomes “Refunded” and the customer is emailed."),
             gettext(
                 "The reason is kept on the order and in its event log; the customer does not see it."
             ),
             gettext("If the provider refuses, nothing is refunded and the order shows its answer."),
+            gettext("Submitting this page twice refunds once."),
         ]
         return lines
+
+    def partial_consequence(self) -> str:
+        status = self.object.status
+        if status == S.COMPLETED:
+            return gettext(
+                "Refunding less: the order stays “Completed” and the download keeps working, "
+                "unless you tick “Also revoke the download”."
+            )
+        if status == S.FAILED:
+            return gettext(
+                "Refunding less: the order becomes “Refunded” and the rest is kept (its "
+                "processing failed, nothing more will be delivered)."
+            )
+        if status == S.NEEDS_ATTENTION:
+            return gettext("Refunding less: the order still needs attention afterwards.")
+        return gettext("Refunding less: processing carries on and the customer gets the image.")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -232,18 +276,42 @@ class RefundView(OrderActionView):
 
     def run(self, data):
         job = self.object
-        result = operations.refund(job.pk, reason=data["reason"], actor=self.request.user)
-        if result.status == S.REFUNDED:
-            return gettext("Refunded %(amount)s.") % {
-                "amount": format_price(result.refund_amount_cents or job.amount_cents, job.currency)
-            }
-        # Refused: a failed order now needs attention; a completed one stays completed.
-        messages.warning(
-            self.request,
-            gettext("The refund could not be made: %(error)s")
-            % {"error": result.last_error or gettext("see the event log")},
+        amount = data["amount"]
+        result = operations.refund(
+            job.pk,
+            reason=data["reason"],
+            amount_cents=amount,
+            actor=self.request.user,
+            request_key=data["token"],
+            revoke_access=bool(data.get("revoke")),
         )
-        return None
+        request = RefundRequest.objects.filter(
+            key=submission_key(job, data["token"], amount)
+        ).first()
+        if request is None:
+            return gettext("Nothing was refunded: the order had nothing left to refund.")
+        if not request.went_through:
+            # Refused: a failed order now needs attention; a completed one stays completed.
+            messages.warning(
+                self.request,
+                gettext("The refund could not be made: %(error)s")
+                % {"error": request.error or result.last_error or gettext("see the event log")},
+            )
+            return None
+        done = gettext("Refunded %(amount)s.") % {"amount": format_price(amount, job.currency)}
+        if result.status == S.REFUNDED:
+            return done
+        left = format_price(result.refundable_cents, job.currency)
+        if result.status == S.COMPLETED:
+            if result.access_revoked_at:
+                return done + " " + gettext("The download was revoked.")
+            return (
+                done
+                + " "
+                + gettext("%(left)s can still be refunded; the download still works.")
+                % {"left": left}
+            )
+        return done + " " + gettext("%(left)s can still be refunded.") % {"left": left}
 
 
 class ResendLinkView(OrderActionView):
@@ -364,8 +432,35 @@ class ResolveView(OrderActionView):
         return gettext("Marked as refunded outside the system.")
 
 
+class TakeInHandView(OrderActionView):
+    operation = TAKE_IN_HAND
+    name = "take_in_hand"
+    label = _("Take in hand")
+    summary = _("You answer for this order: it is no longer refunded automatically.")
+    submit_label = _("Yes, I take it in hand")
+
+    @classmethod
+    def is_offered(cls, job: PurchaseJob) -> bool:
+        return super().is_offered(job) and not job.taken_in_hand_at
+
+    def consequences(self):
+        return [
+            gettext(
+                "The order is no longer refunded automatically when it is late: you deliver "
+                "it (retry, regenerate, mark resolved) or refund it."
+            ),
+            gettext("Your name and the time are recorded on the order and in its event log."),
+            gettext("Nothing is sent to the customer."),
+        ]
+
+    def run(self, data):
+        operations.take_in_hand(self.object.pk, actor=self.request.user)
+        return gettext("You have taken this order in hand.")
+
+
 #: Every order action, in the order the order's page lists them.
 ORDER_ACTIONS: list[type[OrderActionView]] = [
+    TakeInHandView,
     RetryView,
     ResendLinkView,
     RedeliverView,

@@ -1,47 +1,50 @@
-"""Dashboard: a "last 30 days" panel and a "needs attention" summary item.
+"""Dashboard: a sales panel (today and this month, each against the same stretch before,
+from ``analytics``) and the "needs attention" summary item, neutral when there is none.
 
 Both are shown only to users who may view orders, and cost a fixed number of queries.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.db.models import Count, Sum
 from django.urls import reverse
-from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from wagtail.admin.site_summary import SummaryItem
 from wagtail.admin.ui.components import Component
 
-from ..models import ImageClick, JobStatus, PurchaseJob
+from .. import analytics
+from ..checks import SWEEPER_HINT, sweeper_silence
+from ..models import JobStatus, PurchaseJob
 from ..permissions import user_can_view_orders
-from ..pricing import format_price
-from .reports import ratio
-
-WINDOW_DAYS = 30
+from .reports import delta_display
 
 
-def last_days_figures(days: int = WINDOW_DAYS) -> dict:
-    since = timezone.now() - timedelta(days=days)
-    paid = PurchaseJob.objects.order_by().filter(paid_at__gte=since)
-    per_currency = list(
-        paid.values("currency")
-        .annotate(
-            revenue=Sum("amount_cents"), refunds=Sum("refund_amount_cents"), orders=Count("id")
-        )
-        .order_by("-revenue", "currency")
-    )
-    orders = sum(row["orders"] for row in per_currency)
-    clicks = ImageClick.objects.filter(created_at__gte=since).count()
+def sales_figures(now=None) -> dict:
+    """Net revenue and paid orders, today and this month, per currency, with the change
+    against yesterday and last month up to the same point; clicks and conversion over the
+    last 30 days."""
+    snapshot = analytics.snapshot(now)
+    windows = []
+    for key, label, against in (
+        ("today", analytics.PRESET_LABELS["today"], _("yesterday, same time")),
+        ("this_month", analytics.PRESET_LABELS["this-month"], _("last month, same days")),
+    ):
+        rows = [
+            {
+                "currency": c.currency,
+                "net": c.current.money("net"),
+                "orders": c.current.orders,
+                "delta": delta_display(c.delta("net"), "money", c.currency),
+            }
+            for c in snapshot[key]
+        ]
+        windows.append({"key": key, "label": label, "rows": rows, "against": against})
+    funnel = analytics.funnel(analytics.resolve_period("last-30-days", now=now))
     return {
-        "days": days,
-        "revenue": [
-            {**row, "display": format_price(row["revenue"] or 0, row["currency"])}
-            for row in per_currency
-        ],
-        "orders": orders,
-        "clicks": clicks,
-        "conversion": ratio(orders, clicks),
+        "windows": windows,
+        "clicks": funnel.clicks,
+        "paid": funnel.paid,
+        "conversion": analytics.ratio(funnel.paid, funnel.clicks),
     }
 
 
@@ -52,13 +55,16 @@ class SalesPanel(Component):
 
     def get_context_data(self, parent_context=None):
         return {
-            "figures": last_days_figures(),
+            "figures": sales_figures(),
             "orders_url": reverse("smi_orders:list"),
-            "revenue_url": reverse("wagtail_smi_reports:revenue"),
+            "revenue_url": reverse("wagtail_smi_reports:revenue") + "?period=this-month",
+            "customers_url": reverse("wagtail_smi_reports:customers"),
         }
 
 
 class NeedsAttentionSummaryItem(SummaryItem):
+    """A warning when orders need an admin; a plain, neutral line when none does."""
+
     order = 350
     template_name = "wagtail_smi/admin/summary_needs_attention.html"
 
@@ -73,8 +79,29 @@ class NeedsAttentionSummaryItem(SummaryItem):
         return user_can_view_orders(self.request.user)
 
 
+class SweeperWarning(Component):
+    """Shown while the sweeper has not run for 5 minutes: no worker runs the schedules."""
+
+    name = "smi_sweeper_warning"
+    order = 80
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def render_html(self, parent_context=None):
+        return format_html(
+            '<section class="panel"><p class="help-block help-warning" role="alert">{} {}</p>'
+            "</section>",
+            self.message,
+            SWEEPER_HINT,
+        )
+
+
 def add_panel(request, panels):
     if user_can_view_orders(request.user):
+        silence = sweeper_silence()
+        if silence:
+            panels.append(SweeperWarning(silence))
         panels.append(SalesPanel())
 
 
@@ -82,4 +109,4 @@ def add_summary_item(request, items):
     items.append(NeedsAttentionSummaryItem(request))
 
 
-__all__ = ["NeedsAttentionSummaryItem", "SalesPanel", "last_days_figures"]
+__all__ = ["NeedsAttentionSummaryItem", "SalesPanel", "sales_figures"]

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.images import get_image_model
 
+from .. import analytics
 from ..models import JobStatus, PurchaseJob
 
 
@@ -73,10 +74,13 @@ class OrderFilterSet(WagtailFilterSet):
         label=_("Image"), queryset=_image_choices, method="filter_image"
     )
     currency = django_filters.CharFilter(label=_("Currency"), method="filter_currency")
+    email = django_filters.CharFilter(
+        label=_("Customer email"), method="filter_email", widget=forms.EmailInput
+    )
 
     class Meta:
         model = PurchaseJob
-        fields = ["status", "resolution", "created_at", "page", "image", "currency"]
+        fields = ["status", "resolution", "created_at", "page", "image", "currency", "email"]
 
     # By id snapshot, so orders whose page or image was deleted still match their id.
     def filter_page(self, queryset, name, value):
@@ -88,18 +92,9 @@ class OrderFilterSet(WagtailFilterSet):
     def filter_currency(self, queryset, name, value):
         return queryset.filter(currency=value.lower()) if value else queryset
 
-
-class ReportFilterSet(WagtailFilterSet):
-    """The date range every report is limited to (by when the order was created)."""
-
-    created_at = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
-
-    class Meta:
-        model = PurchaseJob
-        fields = ["created_at"]
-
-
-PERIOD_CHOICES = [("day", _("Day")), ("week", _("Week")), ("month", _("Month"))]
+    def filter_email(self, queryset, name, value):
+        """One customer's orders (the whole address, as the customers report links it)."""
+        return queryset.filter(email__iexact=value.strip()) if value else queryset
 
 
 def read_by_the_view(queryset, name, value):
@@ -107,17 +102,36 @@ def read_by_the_view(queryset, name, value):
     return queryset
 
 
-class RevenueFilterSet(WagtailFilterSet):
-    """Revenue is dated by payment: an order counts on the day its money arrived."""
+class ReportFilterSet(WagtailFilterSet):
+    """The period every report covers: a preset, or custom dates (which win), in the
+    site's time zone (``analytics.resolve_period``)."""
 
-    paid_at = django_filters.DateFromToRangeFilter(label=_("Paid"), widget=DateRangePickerWidget)
     period = django_filters.ChoiceFilter(
-        label=_("Per"), choices=PERIOD_CHOICES, empty_label=None, method=read_by_the_view
+        label=_("Period"),
+        choices=[(k, v) for k, v in analytics.PRESETS if k != "custom"],
+        empty_label=None,
+        method=read_by_the_view,
+    )
+    dates = django_filters.DateFromToRangeFilter(
+        label=_("Custom dates"), widget=DateRangePickerWidget, method=read_by_the_view
     )
 
     class Meta:
         model = PurchaseJob
-        fields = ["paid_at", "period"]
+        fields = ["period", "dates"]
+
+
+class RevenueFilterSet(ReportFilterSet):
+    per = django_filters.ChoiceFilter(
+        label=_("Per"),
+        choices=analytics.GRANULARITIES,
+        empty_label=_("Automatic"),
+        method=read_by_the_view,
+    )
+
+    class Meta:
+        model = PurchaseJob
+        fields = ["period", "dates", "per"]
 
 
 GROUP_CHOICES = [("image", _("Image")), ("page", _("Page"))]
@@ -130,4 +144,4 @@ class ImagesPagesFilterSet(ReportFilterSet):
 
     class Meta:
         model = PurchaseJob
-        fields = ["created_at", "group"]
+        fields = ["period", "dates", "group"]

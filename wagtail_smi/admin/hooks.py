@@ -14,7 +14,7 @@ from wagtail.snippets.models import register_snippet
 
 from .. import permissions
 from ..models import PurchaseJob
-from . import dashboard, reports, settings_preview
+from . import customers, dashboard, reports, settings_preview
 from .viewsets import OrderViewSet
 
 permissions.register()
@@ -52,6 +52,7 @@ def admin_js():
 def register_admin_urls():
     return [
         *reports.urlpatterns,
+        *customers.urlpatterns,
         path(
             "smi/price-preview/",
             settings_preview.price_preview,

@@ -1,102 +1,41 @@
-"""Reports: revenue over time, images and pages, and the purchase funnel.
+"""Reports: revenue (with the previous period beside it), images and pages, the purchase
+funnel, and customers.
 
-Every figure comes from database aggregation (``values().annotate()`` / ``aggregate()``);
-Python only walks the aggregated rows (periods, images, funnel stages), never the orders,
-so a report costs the same few queries whatever the number of orders. Money is summed per
-currency and never mixed. Periods are cut in the site's time zone
-(``timezone.get_current_timezone()``).
-
-Definitions (also in docs/admin.md):
-
-- revenue: ``amount_cents`` of orders that were paid (``paid_at`` set), dated by payment;
-- refunds: ``refund_amount_cents`` of those orders, in the period the order was paid;
-- upscaling cost: ``upscale_cost_cents`` of those orders;
-- profit: revenue − refunds − upscaling cost; margin: profit / (revenue − refunds);
-- average order value: revenue / paid orders; unique customers: distinct emails.
+Thin views over ``wagtail_smi.analytics``, the query layer ``smi_report`` uses too, so the
+admin, its exports and the command line give the same figures. Each report covers a period:
+a preset (today, last 7 / 30 days, this / last month, this / last year, all time) picked in
+one click above the results, or custom dates from the filters; periods are cut in the
+site's time zone.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from io import BytesIO
+from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Q, Sum, Value
-from django.db.models.fields import DateTimeField
-from django.db.models.functions import Coalesce, Trunc
+from django.contrib import messages
+from django.http import FileResponse, StreamingHttpResponse
 from django.urls import include, path, reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.views.reports import ReportView
-from wagtail.images import get_image_model
 
-from ..models import ImageClick, JobStatus, PurchaseJob
-from ..permissions import user_can_view_orders
-from ..pricing import format_price, minor_unit_exponent
+from .. import analytics
+from ..analytics import Period, PeriodError
+from ..models import PurchaseJob
+from ..permissions import user_can_act_on_orders, user_can_view_orders
+from ..pricing import format_price
+from ..timeline import format_moment
 from . import charts
-from .exports import FormulaEscapingExportMixin
+from .exports import FormulaEscapingExportMixin, csv_lines, write_xlsx
 from .filters import ImagesPagesFilterSet, ReportFilterSet, RevenueFilterSet
-
-PAID = Q(paid_at__isnull=False)
-
-
-def major_units(cents: int | None, currency: str) -> Decimal:
-    """Minor units → a Decimal in major units (for spreadsheets: 576 usd → 5.76)."""
-    exponent = minor_unit_exponent(currency or "usd")
-    return (Decimal(cents or 0) / (Decimal(10) ** exponent)).quantize(Decimal(1).scaleb(-exponent))
-
-
-def ratio(numerator, denominator) -> Decimal | None:
-    """A percentage with one decimal, or None when there is nothing to divide by."""
-    if not denominator:
-        return None
-    return (Decimal(numerator) * 100 / Decimal(denominator)).quantize(
-        Decimal("0.1"), rounding=ROUND_HALF_UP
-    )
-
-
-def divide_cents(numerator: int, denominator: int) -> int:
-    if not denominator:
-        return 0
-    return int(
-        (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    )
-
-
-def format_ratio(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value}%"
-
-
-MONEY_SUMS = {
-    "revenue": Coalesce(Sum("amount_cents", filter=PAID), Value(0)),
-    "refunds": Coalesce(Sum("refund_amount_cents", filter=PAID), Value(0)),
-    "cost": Coalesce(Sum("upscale_cost_cents", filter=PAID), Value(0)),
-}
-
-
-def money_row(row: dict) -> dict:
-    """Add profit, margin and average order value to an aggregated row (money in cents)."""
-    currency = row["currency"]
-    net = row["revenue"] - row["refunds"]
-    profit = net - row["cost"]
-    orders = row.get("orders", row.get("purchases", 0))
-    row.update(
-        profit=profit,
-        margin=ratio(profit, net),
-        aov=divide_cents(row["revenue"], orders),
-    )
-    row["display"] = {
-        key: format_price(row[key], currency)
-        for key in ("revenue", "refunds", "cost", "profit", "aov")
-    }
-    row["display"]["margin"] = format_ratio(row["margin"])
-    return row
 
 
 class SmiReportView(FormulaEscapingExportMixin, ReportView):
-    """Shared by the reports: gated by the orders' view permission, never paginated away."""
+    """Shared by the reports: gated by the orders' view permission, one period each,
+    exported as named sheets by the one export rule (``exports``)."""
 
     model = PurchaseJob
     permission_required = "view"
@@ -105,6 +44,13 @@ class SmiReportView(FormulaEscapingExportMixin, ReportView):
     template_name = "wagtail_smi/admin/reports/report.html"
     url_namespace = "wagtail_smi_reports"
     url_name = ""
+    filterset_class = ReportFilterSet
+    default_period = "last-30-days"
+    #: Which query-string options survive a change of period (besides the period itself).
+    kept_options: tuple[str, ...] = ()
+    #: Names of the list export's columns (they come from the tables; Wagtail shows the
+    #: export buttons when this is not empty).
+    list_export = ["table"]
 
     @property
     def index_url_name(self):
@@ -113,12 +59,6 @@ class SmiReportView(FormulaEscapingExportMixin, ReportView):
     @property
     def index_results_url_name(self):
         return f"{self.url_namespace}:{self.url_name}_results"
-
-    def filtered_jobs(self):
-        jobs = PurchaseJob.objects.order_by()
-        if self.filters and self.filters.is_valid():
-            jobs = self.filters.filter_queryset(jobs)
-        return jobs.order_by()
 
     def cleaned_filter(self, name, default=None):
         if self.filters and self.filters.is_valid():
@@ -129,23 +69,165 @@ class SmiReportView(FormulaEscapingExportMixin, ReportView):
         value = self.cleaned_filter(name, default)
         return value if value in allowed else default
 
-    def filter_clicks(self, clicks):
-        window = self.cleaned_filter("created_at")
-        if window is not None:
-            if window.start:
-                clicks = clicks.filter(created_at__gte=window.start)
-            if window.stop:
-                clicks = clicks.filter(created_at__lte=window.stop)
-        return clicks
+    @cached_property
+    def period(self) -> Period:
+        key = self.cleaned_filter("period", self.default_period)
+        dates = self.cleaned_filter("dates")
+        start = getattr(dates, "start", None)
+        stop = getattr(dates, "stop", None)
+        try:
+            return analytics.resolve_period(
+                key,
+                start=start.date() if start else None,
+                end=stop.date() if stop else None,
+            )
+        except PeriodError as exc:
+            messages.warning(self.request, str(exc))
+            return analytics.resolve_period(self.default_period)
+
+    def period_links(self) -> list[dict]:
+        """One link per preset, keeping the report's own options."""
+        kept = {
+            name: self.request.GET[name] for name in self.kept_options if self.request.GET.get(name)
+        }
+        base = reverse(self.index_url_name)
+        return [
+            {
+                "key": key,
+                "label": label,
+                "url": f"{base}?{urlencode({'period': key, **kept})}",
+                "current": self.period.key == key,
+            }
+            for key, label in analytics.PRESETS
+            if key != "custom"
+        ]
 
     def get_filtered_queryset(self):
         return self.build_rows()
 
-    def build_rows(self) -> list[dict]:
+    def build_rows(self):
         raise NotImplementedError
 
     def get_valid_orderings(self):
         return []
+
+    def export_tables(self) -> list[analytics.Table]:
+        raise NotImplementedError
+
+    def get_filename(self):
+        start, end = self.period.first_day, self.period.last_day
+        if start is None:
+            return f"{self.export_filename}-all-time"
+        return f"{self.export_filename}-{start.isoformat()}-{end.isoformat()}"
+
+    def as_spreadsheet(self, queryset, spreadsheet_format):
+        tables = self.export_tables()
+        if spreadsheet_format == self.FORMAT_CSV:
+            response = StreamingHttpResponse(csv_lines(tables[0]), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="{self.get_filename()}.csv"'
+            return response
+        output = BytesIO()
+        write_xlsx(tables, output)
+        output.seek(0)
+        return FileResponse(
+            output,
+            as_attachment=True,
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            filename=f"{self.get_filename()}.xlsx",
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        previous = self.period.previous()
+        context.update(
+            period=self.period,
+            previous_period=previous,
+            period_links=self.period_links(),
+        )
+        return context
+
+
+def grid(table: analytics.Table, rows=None, totals=(), key: str = "") -> dict:
+    """A table's headings and cells as people read them (``analytics.display_value``)."""
+
+    def cells(row):
+        return {
+            "currency": row.get("currency", ""),
+            "cells": [
+                {"text": analytics.display_value(c, row), "numeric": c.kind != "text"}
+                for c in table.columns
+            ],
+        }
+
+    return {
+        "key": key,
+        "caption": table.name,
+        "headings": [{"text": c.heading, "numeric": c.kind != "text"} for c in table.columns],
+        "rows": [cells(row) for row in (table.rows if rows is None else rows)],
+        "totals": [cells(row) for row in totals],
+    }
+
+
+def money_ticks(currency: str):
+    return lambda cents: format_price(cents, currency)
+
+
+def delta_display(delta: analytics.Delta, kind: str, currency: str = "") -> dict:
+    """What a scorecard shows under a figure: the previous value and the change."""
+    if delta.previous is None:
+        return {"direction": "none", "text": "", "previous": ""}
+    if kind == "money":
+        previous = format_price(delta.previous, currency)
+    elif kind == "percent":
+        previous = analytics.format_ratio(delta.previous)
+    else:
+        previous = str(delta.previous)
+    change = delta.change
+    if not change:
+        text = "—" if change is None else "±0"
+    elif kind == "percent":
+        text = f"{change:+} pt"
+    elif delta.percent is not None:
+        text = f"{delta.percent:+}%"
+    else:
+        text = gettext("new")
+    # A real minus sign, as prices have (format_price).
+    return {"direction": delta.direction, "text": text.replace("-", "\u2212"), "previous": previous}
+
+
+SCORECARDS = [
+    ("net", _("Net revenue"), "money"),
+    ("sales", _("Sales"), "money"),
+    ("refunds", _("Refunds"), "money"),
+    ("margin", _("Margin"), "money"),
+    ("margin_rate", _("Margin rate"), "percent"),
+    ("orders", _("Paid orders"), "count"),
+    ("aov", _("Average order value"), "money"),
+    ("customers", _("Customers"), "count"),
+]
+
+
+def scorecards(comparison: analytics.Comparison) -> list[dict]:
+    cards = []
+    for name, label, kind in SCORECARDS:
+        value = getattr(comparison.current, name)
+        if kind == "money":
+            shown = format_price(value, comparison.currency)
+        elif kind == "percent":
+            shown = analytics.format_ratio(value)
+        else:
+            shown = str(value)
+        cards.append(
+            {
+                "name": name,
+                "label": label,
+                "value": shown,
+                "delta": delta_display(comparison.delta(name), kind, comparison.currency),
+                # Less is better for refunds.
+                "inverse": name == "refunds",
+            }
+        )
+    return cards
 
 
 class RevenueReportView(SmiReportView):
@@ -154,169 +236,64 @@ class RevenueReportView(SmiReportView):
     filterset_class = RevenueFilterSet
     results_template_name = "wagtail_smi/admin/reports/revenue_results.html"
     export_filename = "revenue"
-    list_export = [
-        "period_label",
-        "currency",
-        "revenue_major",
-        "refunds_major",
-        "cost_major",
-        "profit_major",
-        "margin",
-        "orders",
-        "aov_major",
-        "customers",
-    ]
-    export_headings = {
-        "period_label": _("Period"),
-        "currency": _("Currency"),
-        "revenue_major": _("Revenue"),
-        "refunds_major": _("Refunds"),
-        "cost_major": _("Upscaling cost"),
-        "profit_major": _("Profit"),
-        "margin": _("Margin (%)"),
-        "orders": _("Orders"),
-        "aov_major": _("Average order value"),
-        "customers": _("Unique customers"),
-    }
+    kept_options = ("per",)
 
     @cached_property
-    def period(self) -> str:
-        return self.cleaned_choice("period", ("day", "week", "month"), "day")
-
-    @property
-    def period_name(self) -> str:
-        return {"day": gettext("day"), "week": gettext("week"), "month": gettext("month")}[
-            self.period
-        ]
-
-    def period_label(self, moment) -> str:
-        day = timezone.localtime(moment, timezone.get_current_timezone()).date()
-        if self.period == "month":
-            return day.strftime("%Y-%m")
-        if self.period == "week":
-            year, week, _weekday = day.isocalendar()
-            return f"{year}-W{week:02d}"
-        return day.isoformat()
-
-    def _aggregates(self):
-        return {
-            **MONEY_SUMS,
-            "orders": Count("id", filter=PAID),
-            "customers": Count("email", distinct=True, filter=PAID & ~Q(email="")),
-        }
-
-    def _finish(self, row: dict) -> dict:
-        row = money_row(row)
-        for key in ("revenue", "refunds", "cost", "profit", "aov"):
-            row[f"{key}_major"] = major_units(row[key], row["currency"])
-        return row
-
-    def build_rows(self) -> list[dict]:
-        jobs = self.filtered_jobs().filter(PAID)
-        period = Trunc(
-            "paid_at",
-            self.period,
-            output_field=DateTimeField(),
-            tzinfo=timezone.get_current_timezone(),
+    def granularity(self) -> str:
+        return self.cleaned_choice(
+            "per", ("day", "week", "month"), analytics.default_granularity(self.period)
         )
-        rows = (
-            jobs.annotate(period=period)
-            .values("period", "currency")
-            .annotate(**self._aggregates())
-            .order_by("-period", "currency")
-        )
-        result = []
-        for row in rows:
-            row["period_label"] = self.period_label(row["period"])
-            result.append(self._finish(row))
-        return result
 
     @cached_property
-    def totals(self) -> list[dict]:
-        rows = (
-            self.filtered_jobs()
-            .filter(PAID)
-            .values("currency")
-            .annotate(**self._aggregates())
-            .order_by("currency")
-        )
-        result = []
-        for row in rows:
-            row["period_label"] = gettext("Total")
-            result.append(self._finish(row))
-        return result
+    def series(self) -> analytics.Series:
+        return analytics.series(self.period, self.granularity)
 
-    def decorate_paginated_queryset(self, object_list):
-        if self.is_export:
-            return [*object_list, *self.totals]
-        return object_list
+    @cached_property
+    def comparison(self) -> list[analytics.Comparison]:
+        return analytics.compare(self.period)
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        rows = context["object_list"]
-        context["totals"] = self.totals
-        context["period"] = self.period
-        context["period_name"] = self.period_name
-        context["charts"] = [
-            {
-                "currency": currency,
-                "svg": self.chart_for(currency, [r for r in rows if r["currency"] == currency]),
-            }
-            for currency in sorted({r["currency"] for r in rows})
+    @cached_property
+    def totals(self) -> dict[str, analytics.Figures]:
+        return {c.currency: c.current for c in self.comparison if c.current.orders}
+
+    @cached_property
+    def table(self) -> analytics.Table:
+        return analytics.revenue_table(self.series, self.totals)
+
+    @cached_property
+    def breakdowns(self) -> list[tuple[analytics.Breakdown, analytics.Table]]:
+        return [
+            (found, analytics.breakdown_table(name, analytics.breakdown(self.period, name)))
+            for name, found in analytics.BREAKDOWNS.items()
         ]
-        return context
 
-    def period_start(self, moment) -> date:
-        day = timezone.localtime(moment, timezone.get_current_timezone()).date()
-        if self.period == "month":
-            return day.replace(day=1)
-        if self.period == "week":
-            return day - timedelta(days=day.weekday())
-        return day
+    def build_rows(self):
+        return [row for row in self.table.rows if not row.get("total")]
 
-    def next_period(self, day: date) -> date:
-        if self.period == "month":
-            return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return day + timedelta(days=7 if self.period == "week" else 1)
+    def export_tables(self):
+        return [self.table, *(table for _found, table in self.breakdowns)]
 
-    def chart_for(self, currency: str, rows: list[dict]):
-        """Oldest period first, empty periods drawn as zero (at most the last 90 periods)."""
-        by_start = {self.period_start(r["period"]): r for r in rows}
-        slots, day = [], min(by_start)
-        last = max(by_start)
-        while day <= last:
-            slots.append(day)
-            day = self.next_period(day)
-        slots = slots[-90:]
-        bars = []
-        for start in slots:
-            row = by_start.get(start)
-            if row is None:
-                label = self.period_label(
-                    timezone.make_aware(
-                        datetime.combine(start, time(12)), timezone.get_current_timezone()
-                    )
-                )
-                bars.append(charts.Bar(label=label, value=0, display=format_price(0, currency)))
-            else:
-                bars.append(
-                    charts.Bar(
-                        label=row["period_label"],
-                        value=row["revenue"],
-                        display=row["display"]["revenue"],
-                        alt_value=row["refunds"],
-                        alt_display=row["display"]["refunds"],
-                    )
-                )
-        rows = [by_start[start] for start in slots if start in by_start]
-        total = sum(r["revenue"] for r in rows)
+    def chart_for(self, currency: str):
+        """Net revenue and margin per bucket, on the x-axis every currency shares."""
+        name = dict(analytics.GRANULARITIES)[self.granularity]
+        bars = [
+            charts.Bar(
+                label=analytics.bucket_short_label(day, self.granularity),
+                value=figures.net,
+                display=figures.money("net"),
+                alt_value=figures.margin,
+                alt_display=figures.money("margin"),
+            )
+            for day, figures in zip(self.series.buckets, self.series.figures(currency), strict=True)
+        ]
+        total = sum(bar.value for bar in bars)
         return charts.column_chart(
             bars,
             chart_id=f"smi-revenue-{currency}",
-            title=gettext("Revenue per %(period)s (%(currency)s)")
-            % {"period": self.period_name, "currency": currency.upper()},
+            title=gettext("Net revenue and margin per %(period)s (%(currency)s)")
+            % {"period": str(name).lower(), "currency": currency.upper()},
             description=gettext(
-                "%(count)s periods from %(first)s to %(last)s, %(total)s in all; "
+                "%(count)s bars from %(first)s to %(last)s, %(total)s net revenue in all; "
                 "the table below lists every figure."
             )
             % {
@@ -325,10 +302,39 @@ class RevenueReportView(SmiReportView):
                 "last": bars[-1].label if bars else "",
                 "total": format_price(total, currency),
             },
-            series_label=gettext("Revenue"),
-            alt_series_label=gettext("Refunds"),
-            peak_text=gettext("Best period: %(amount)s (%(period)s)"),
+            series_label=gettext("Net revenue"),
+            alt_series_label=gettext("Margin"),
+            x_label=str(name),
+            y_label=gettext("Amount (%(currency)s)") % {"currency": currency.upper()},
+            tick_format=money_ticks(currency),
         )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            granularity=self.granularity,
+            granularity_name=dict(analytics.GRANULARITIES)[self.granularity],
+            grid=grid(
+                self.table,
+                rows=context["object_list"],
+                totals=[row for row in self.table.rows if row.get("total")],
+                key="revenue",
+            ),
+            comparisons=[
+                {"currency": c.currency, "cards": scorecards(c)}
+                for c in self.comparison
+                if c.current.orders or (c.previous and c.previous.orders)
+            ],
+            charts=[
+                {"currency": currency, "svg": self.chart_for(currency)}
+                for currency in self.series.currencies
+            ],
+            breakdowns=[
+                {"name": found.name, "label": found.label, "grid": grid(table, key=found.name)}
+                for found, table in self.breakdowns
+            ],
+        )
+        return context
 
 
 class ImagesPagesReportView(SmiReportView):
@@ -338,216 +344,81 @@ class ImagesPagesReportView(SmiReportView):
     results_template_name = "wagtail_smi/admin/reports/images_results.html"
     export_filename = "images-and-pages"
     paginate_by = 50
-    SORT_KEYS = ("title", "clicks", "purchases", "conversion", "revenue", "profit")
-    default_ordering = "-revenue"
-    list_export = [
-        "ref",
-        "title",
-        "currency",
-        "clicks",
-        "purchases",
-        "conversion",
-        "revenue_major",
-        "profit_major",
-        "top_resolution",
-    ]
-    export_headings = {
-        "ref": _("Id"),
-        "title": _("Title"),
-        "currency": _("Currency"),
-        "clicks": _("Clicks"),
-        "purchases": _("Purchases"),
-        "conversion": _("Conversion (%)"),
-        "revenue_major": _("Revenue"),
-        "profit_major": _("Profit"),
-        "top_resolution": _("Top resolution"),
-    }
+    kept_options = ("group", "ordering")
+    default_ordering = "-net"
 
     @cached_property
     def group(self) -> str:
         return self.cleaned_choice("group", ("image", "page"), "image")
 
-    def get_valid_orderings(self):
-        return [*self.SORT_KEYS, *(f"-{key}" for key in self.SORT_KEYS)]
-
-    def build_rows(self) -> list[dict]:
-        ref = f"{self.group}_ref"
-        title = f"{self.group}_title"
-        jobs = self.filtered_jobs()
-        sales = (
-            jobs.values(ref, "currency")
-            .annotate(
-                title=Max(title),
-                purchases=Count("id", filter=PAID),
-                **MONEY_SUMS,
-            )
-            .order_by()
-        )
-        clicks = dict(
-            self.filter_clicks(ImageClick.objects.order_by())
-            .values(ref)
-            .annotate(n=Count("id"))
-            .values_list(ref, "n")
-        )
-        top = {}
-        for row in (
-            jobs.filter(PAID)
-            .values(ref, "currency", "resolution")
-            .annotate(n=Count("id"))
-            .order_by(ref, "currency", "-n", "resolution")
-        ):
-            top.setdefault((row[ref], row["currency"]), row["resolution"])
-
-        rows, seen = [], set()
-        for row in sales:
-            key = row[ref]
-            seen.add(key)
-            rows.append(
-                self._row(
-                    key,
-                    row["title"],
-                    row["currency"],
-                    clicks.get(key, 0),
-                    row,
-                    top.get((key, row["currency"]), ""),
-                )
-            )
-        missing = [key for key in clicks if key not in seen]
-        titles = self._titles(missing)
-        for key in missing:
-            empty = {"purchases": 0, "revenue": 0, "refunds": 0, "cost": 0}
-            rows.append(self._row(key, titles.get(key, ""), "", clicks[key], empty, ""))
-        return self._sort(rows)
-
-    def _titles(self, keys) -> dict[int, str]:
-        if not keys:
-            return {}
-        if self.group == "image":
-            model = get_image_model()
-        else:
-            # Deferred: the page model is looked up when the report runs, not while the
-            # admin's hooks load (Wagtail 8 lets a site swap its page model).
-            from wagtail.models import Page as model
-        return dict(model.objects.filter(pk__in=keys).values_list("pk", "title"))
-
-    def _row(self, key, title, currency, clicks, sums, top_resolution) -> dict:
-        row = {
-            "ref": key,
-            "title": title or f"#{key}",
-            "currency": currency,
-            "clicks": clicks,
-            "purchases": sums["purchases"],
-            "revenue": sums["revenue"],
-            "refunds": sums["refunds"],
-            "cost": sums["cost"],
-            "top_resolution": top_resolution,
-        }
-        row = money_row({**row, "currency": currency or "usd"})
-        row["currency"] = currency
-        row["conversion"] = ratio(row["purchases"], clicks)
-        row["display"]["conversion"] = format_ratio(row["conversion"])
-        if not currency:
-            row["display"]["revenue"] = row["display"]["profit"] = "—"
-        row["revenue_major"] = major_units(row["revenue"], currency or "usd")
-        row["profit_major"] = major_units(row["profit"], currency or "usd")
-        return row
-
-    def _sort(self, rows):
+    @cached_property
+    def item_ordering(self) -> str:
         ordering = self.request.GET.get("ordering", self.default_ordering)
-        if ordering not in self.get_valid_orderings():
-            ordering = self.default_ordering
-        key = ordering.lstrip("-")
-        self.current_ordering = ordering
+        return ordering if ordering.lstrip("-") in analytics.ITEM_ORDERINGS else "-net"
 
-        def sort_key(row):
-            value = row[key]
-            if key == "title":
-                return (0, str(value).lower())
-            return (0 if value is not None else -1, value if value is not None else 0)
+    @cached_property
+    def found(self) -> analytics.Items:
+        return analytics.items(self.period, self.group, self.item_ordering)
 
-        return sorted(rows, key=sort_key, reverse=ordering.startswith("-"))
+    def build_rows(self):
+        return self.found.rows
+
+    def export_tables(self):
+        return [analytics.items_table(self.found)]
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["group"] = self.group
-        context["ordering"] = getattr(self, "current_ordering", self.default_ordering)
+        context["currencies"] = self.found.currencies
+        context["ordering"] = self.item_ordering
         params = self.request.GET.copy()
         params.pop("p", None)
         params.pop("_w_filter_fragment", None)
         sort_links = {}
-        for key in self.SORT_KEYS:
-            params["ordering"] = f"-{key}" if context["ordering"] != f"-{key}" else key
+        for key in analytics.ITEM_ORDERINGS:
+            params["ordering"] = f"-{key}" if self.item_ordering != f"-{key}" else key
             sort_links[key] = f"{reverse(self.index_url_name)}?{params.urlencode()}"
         context["sort_links"] = sort_links
+        context["rows"] = [
+            {
+                "item": item,
+                "money": [
+                    {
+                        "currency": currency,
+                        "net": item.money[currency].money("net") if currency in item.money else "—",
+                        "margin": item.money[currency].money("margin")
+                        if currency in item.money
+                        else "—",
+                    }
+                    for currency in self.found.currencies
+                ],
+            }
+            for item in context["object_list"]
+        ]
         return context
 
 
 class FunnelReportView(SmiReportView):
     page_title = _("Purchase funnel")
     url_name = "funnel"
-    filterset_class = ReportFilterSet
     results_template_name = "wagtail_smi/admin/reports/funnel_results.html"
     export_filename = "funnel"
-    list_export = ["stage", "count", "of_previous", "of_first"]
-    export_headings = {
-        "stage": _("Stage"),
-        "count": _("Count"),
-        "of_previous": _("Of the previous stage (%)"),
-        "of_first": _("Of clicks (%)"),
-    }
 
     @cached_property
-    def figures(self) -> dict:
-        jobs = self.filtered_jobs()
-        figures = jobs.aggregate(
-            started=Count("id"),
-            paid=Count("id", filter=PAID),
-            delivered=Count("id", filter=Q(completed_at__isnull=False)),
-            refunded=Count("id", filter=Q(refunded_at__isnull=False)),
-            abandoned=Count("id", filter=Q(status=JobStatus.ABANDONED)),
-        )
-        figures["clicks"] = self.filter_clicks(ImageClick.objects.order_by()).count()
-        figures["abandonment_rate"] = ratio(
-            figures["started"] - figures["paid"], figures["started"]
-        )
-        figures["refund_rate"] = ratio(figures["refunded"], figures["paid"])
-        return figures
+    def figures(self) -> analytics.Funnel:
+        return analytics.funnel(self.period)
 
-    def build_rows(self) -> list[dict]:
-        f = self.figures
-        stages = [
-            (gettext("Clicks"), f["clicks"]),
-            (gettext("Checkouts started"), f["started"]),
-            (gettext("Paid"), f["paid"]),
-            (gettext("Delivered"), f["delivered"]),
-        ]
-        rows, previous = [], None
-        for label, count in stages:
-            rows.append(
-                {
-                    "stage": label,
-                    "count": count,
-                    "of_previous": ratio(count, previous) if previous is not None else None,
-                    "of_first": ratio(count, f["clicks"]),
-                }
-            )
-            previous = count
-        return rows
+    def build_rows(self):
+        return self.figures.rows()
 
-    def resolutions(self) -> list[dict]:
-        rows = (
-            self.filtered_jobs()
-            .values("resolution")
-            .annotate(started=Count("id"), paid=Count("id", filter=PAID))
-            .order_by("-paid", "-started", "resolution")
-        )
-        return [{**row, "conversion": ratio(row["paid"], row["started"])} for row in rows]
+    def export_tables(self):
+        return [analytics.funnel_table(self.figures)]
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         rows = context["object_list"]
         context["figures"] = self.figures
-        context["popular_resolutions"] = self.resolutions()
+        context["popular_resolutions"] = analytics.funnel_resolutions(self.period)
         context["chart"] = charts.funnel_chart(
             [charts.Bar(label=r["stage"], value=r["count"], display=str(r["count"])) for r in rows],
             chart_id="smi-funnel",
@@ -557,13 +428,73 @@ class FunnelReportView(SmiReportView):
         return context
 
 
+class CustomersReportView(SmiReportView):
+    page_title = _("Customers")
+    url_name = "customers"
+    results_template_name = "wagtail_smi/admin/reports/customers_results.html"
+    export_filename = "customers"
+    paginate_by = 50
+    default_period = "all"
+    kept_options = ("ordering",)
+
+    @cached_property
+    def customer_ordering(self) -> str:
+        ordering = self.request.GET.get("ordering", "orders")
+        return ordering if ordering in analytics.CUSTOMER_ORDERINGS else "orders"
+
+    def build_rows(self):
+        return analytics.CustomerList(self.period, self.customer_ordering)
+
+    def export_tables(self):
+        return [analytics.customers_table(list(self.build_rows()))]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        people = list(context["object_list"])
+        summary = analytics.customer_summary(self.period)
+        orders_url = reverse("smi_orders:list")
+        may_act = user_can_act_on_orders(self.request.user)
+        params = self.request.GET.copy()
+        params.pop("p", None)
+        params.pop("_w_filter_fragment", None)
+        sort_links = {}
+        for key in analytics.CUSTOMER_ORDERINGS:
+            params["ordering"] = key
+            sort_links[key] = f"{reverse(self.index_url_name)}?{params.urlencode()}"
+        context.update(
+            summary=summary,
+            ordering=self.customer_ordering,
+            sort_links=sort_links,
+            customers=[
+                {
+                    "person": person,
+                    "orders_url": f"{orders_url}?{urlencode({'email': person.email})}",
+                    "anonymise_url": (
+                        f"{reverse('wagtail_smi_customers:anonymise')}?"
+                        f"{urlencode({'email': person.email})}"
+                        if may_act
+                        else ""
+                    ),
+                    "money": [
+                        {"currency": currency, "net": figures.money("net")}
+                        for currency, figures in person.money.items()
+                    ],
+                    "first_order": format_moment(person.first_order),
+                    "last_order": format_moment(person.last_order),
+                }
+                for person in people
+            ],
+        )
+        return context
+
+
 class ReportMenuItem(MenuItem):
     def is_shown(self, request):
         return user_can_view_orders(request.user)
 
 
-REPORTS = [RevenueReportView, ImagesPagesReportView, FunnelReportView]
-ICONS = {"revenue": "smi-cart", "images": "image", "funnel": "order-down"}
+REPORTS = [RevenueReportView, ImagesPagesReportView, FunnelReportView, CustomersReportView]
+ICONS = {"revenue": "smi-cart", "images": "image", "funnel": "order-down", "customers": "user"}
 
 
 def _urls():
@@ -596,4 +527,9 @@ def menu_items():
     return [make(view, 1200 + i) for i, view in enumerate(REPORTS)]
 
 
-__all__ = ["FunnelReportView", "ImagesPagesReportView", "RevenueReportView"]
+__all__ = [
+    "CustomersReportView",
+    "FunnelReportView",
+    "ImagesPagesReportView",
+    "RevenueReportView",
+]

@@ -11,11 +11,15 @@ page too.
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import urlencode
+
 from django.contrib.admin.utils import quote
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.functional import cached_property
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.admin_url_finder import ModelAdminURLFinder
 from wagtail.admin.ui.tables import BaseColumn, Column, DateColumn, StatusTagColumn, TitleColumn
@@ -23,13 +27,15 @@ from wagtail.admin.widgets.button import Button
 from wagtail.images import get_image_model
 from wagtail.snippets.views import snippets
 
-from ..models import PurchaseJob
+from .. import analytics, timeline
+from ..analytics import Column as ExportColumn
+from ..conf import smi_settings
+from ..models import EventCode, JobStatus, PurchaseJob
 from ..permissions import VIEW_ACTIONS, user_can_act_on_orders, user_can_view_orders
 from ..pricing import format_price
-from ..timeline import describe
 from .actions import ORDER_ACTIONS, offered_actions
 from .chooser import OrderChooserViewSet
-from .exports import FormulaEscapingExportMixin
+from .exports import ColumnExportMixin
 from .filters import OrderFilterSet, search_orders
 
 THUMBNAIL_SPEC = "fill-80x80"
@@ -56,6 +62,76 @@ def order_amount(job: PurchaseJob) -> str:
     return format_price(job.amount_cents, job.currency)
 
 
+def stripe_dashboard_url(payment_intent_id: str) -> str:
+    """The payment's page in Stripe's dashboard (its test-mode page for a test key)."""
+    if not payment_intent_id:
+        return ""
+    key = (smi_settings.STRIPE or {}).get("SECRET_KEY") or ""
+    mode = "test/" if key.startswith(("sk_test_", "rk_test_")) else ""
+    return f"https://dashboard.stripe.com/{mode}payments/{payment_intent_id}"
+
+
+def orders_of_customer_url(email: str) -> str:
+    return f"{reverse('smi_orders:list')}?{urlencode({'email': email})}"
+
+
+#: The orders export, by the one export rule (``exports``): money in major units beside
+#: the currency, states as the admin reads them, times in the site's time zone.
+ORDER_EXPORT_COLUMNS = [
+    ExportColumn("id", _("Order")),
+    ExportColumn("created_at", _("Created"), "datetime"),
+    ExportColumn("status", _("Status")),
+    ExportColumn("email", _("Customer email")),
+    ExportColumn("image_title", _("Image title")),
+    ExportColumn("image_ref", _("Image id"), "count"),
+    ExportColumn("page_title", _("Page title")),
+    ExportColumn("page_ref", _("Page id"), "count"),
+    ExportColumn("resolution", _("Resolution")),
+    ExportColumn("output_size", _("Output size (pixels)")),
+    ExportColumn("currency", _("Currency")),
+    ExportColumn("amount", _("Price"), "money"),
+    ExportColumn("discount", _("Discount"), "money"),
+    ExportColumn("paid", _("Paid"), "money"),
+    ExportColumn("refunded", _("Refunded"), "money"),
+    ExportColumn("net", _("Net revenue"), "money"),
+    ExportColumn("cost", _("Upscaling cost"), "money"),
+    ExportColumn("refund_reason", _("Refund reason")),
+    ExportColumn("checkout_session_id", _("Checkout session id")),
+    ExportColumn("payment_intent_id", _("Payment intent id")),
+    ExportColumn("paid_at", _("Paid at"), "datetime"),
+    ExportColumn("completed_at", _("Completed at"), "datetime"),
+    ExportColumn("refunded_at", _("Refunded at"), "datetime"),
+]
+
+
+def order_export_row(job: PurchaseJob) -> dict:
+    return {
+        "id": str(job.pk),
+        "created_at": job.created_at,
+        "status": str(job.get_status_display()),
+        "email": job.email,
+        "image_title": job.image_title,
+        "image_ref": job.image_ref,
+        "page_title": job.page_title,
+        "page_ref": job.page_ref,
+        "resolution": job.resolution,
+        "output_size": f"{job.output_width} × {job.output_height}",
+        "currency": job.currency,
+        "amount": job.amount_cents,
+        "discount": job.discount_cents,
+        "paid": job.paid_amount_cents if job.is_paid else 0,
+        "refunded": job.refund_amount_cents,
+        "net": (job.paid_amount_cents - job.refund_amount_cents) if job.is_paid else 0,
+        "cost": job.upscale_cost_cents,
+        "refund_reason": job.refund_reason,
+        "checkout_session_id": job.checkout_session_id,
+        "payment_intent_id": job.payment_intent_id,
+        "paid_at": job.paid_at,
+        "completed_at": job.completed_at,
+        "refunded_at": job.refunded_at,
+    }
+
+
 class ThumbnailColumn(BaseColumn):
     cell_template_name = "wagtail_smi/admin/cells/thumbnail.html"
 
@@ -76,9 +152,14 @@ class OrderStatusColumn(StatusTagColumn):
         return context
 
 
-class OrderIndexView(FormulaEscapingExportMixin, snippets.IndexView):
+class OrderIndexView(ColumnExportMixin, snippets.IndexView):
     any_permission_required = VIEW_ACTIONS
     default_ordering = "-created_at"
+    export_columns = ORDER_EXPORT_COLUMNS
+    export_sheet_name = _("Orders")
+
+    def export_row(self, instance) -> dict:
+        return order_export_row(instance)
 
     def get_base_queryset(self):
         Image = get_image_model()
@@ -118,7 +199,8 @@ class OrderInspectView(snippets.InspectView):
     any_permission_required = VIEW_ACTIONS
 
     MONEY_LABELS = {
-        "amount_cents": _("Amount"),
+        "amount_cents": _("Price"),
+        "discount_cents": _("Discount"),
         "upscale_cost_cents": _("Upscaling cost"),
         "refund_amount_cents": _("Refunded"),
     }
@@ -136,20 +218,22 @@ class OrderInspectView(snippets.InspectView):
             return self.MONEY_LABELS[field_name]
         return super().get_field_label(field_name, field)
 
-    def _money(self, cents):
-        return format_price(cents or 0, self.object.currency)
-
-    def get_amount_cents_display_value(self):
-        return self._money(self.object.amount_cents)
-
-    def get_upscale_cost_cents_display_value(self):
-        return self._money(self.object.upscale_cost_cents)
-
-    def get_refund_amount_cents_display_value(self):
-        return self._money(self.object.refund_amount_cents)
+    def get_field_display_value(self, field_name, field):
+        if field_name in self.MONEY_LABELS:
+            cents = getattr(self.object, field_name) or 0
+            if not cents and field_name != "amount_cents":
+                return None  # no discount, no refund: nothing to show
+            return format_price(cents, self.object.currency)
+        value = super().get_field_display_value(field_name, field)
+        if isinstance(value, datetime):
+            return timeline.format_moment(value)  # one format, the site's time zone
+        return value
 
     def get_id_display_value(self):
         return str(self.object.pk)
+
+    def get_currency_display_value(self):
+        return self.object.currency.upper()
 
     @cached_property
     def actions(self) -> list[dict]:
@@ -174,20 +258,119 @@ class OrderInspectView(snippets.InspectView):
             for index, action in enumerate(self.actions)
         ]
 
+    def links(self) -> dict:
+        """Where this order's image, page, payment and customer live."""
+        job = self.object
+        found = {}
+        if job.image is not None:
+            found["image"] = {
+                "label": job.image.title,
+                "url": reverse("wagtailimages:edit", args=[job.image.pk]),
+            }
+        if job.page is not None:
+            page = {"label": job.page.title}
+            try:
+                page["url"] = reverse("wagtailadmin_pages:edit", args=[job.page.pk])
+            except NoReverseMatch:  # the pages admin is not mounted
+                page["url"] = ""
+            page["live_url"] = job.page.full_url if job.page.live else ""
+            found["page"] = page
+        if job.payment_provider == "stripe" and job.payment_intent_id:
+            found["payment"] = {
+                "label": job.payment_intent_id,
+                "url": stripe_dashboard_url(job.payment_intent_id),
+            }
+        return found
+
+    def customer(self) -> dict | None:
+        job = self.object
+        if not job.email:
+            return None
+        orders = PurchaseJob.objects.filter(email__iexact=job.email)
+        lifetime = analytics.customer_lifetime(job.email)
+        return {
+            "email": job.email,
+            "orders": orders.count(),
+            "orders_url": orders_of_customer_url(job.email),
+            "spent": [figures.money("net") for figures in lifetime.values()],
+            "anonymise_url": (
+                f"{reverse('wagtail_smi_customers:anonymise')}?{urlencode({'email': job.email})}"
+                if user_can_act_on_orders(self.request.user)
+                else ""
+            ),
+        }
+
+    def timeline_entries(self) -> list[dict]:
+        job = self.object
+        payment_url = self.links().get("payment", {}).get("url", "")
+        entries = []
+        for event in job.events.select_related("actor").order_by("created_at", "id"):
+            entry = {
+                "kind": event.kind,
+                "code": event.code,
+                "when": timeline.format_moment(event.created_at),
+                "iso": event.created_at.isoformat(),
+                "sentence": timeline.describe(event),
+                "change": timeline.status_change(event),
+                "actor": timeline.actor_label(event),
+                "by_person": event.actor_id is not None,
+                "link": None,
+            }
+            if payment_url and event.code in PAYMENT_CODES:
+                entry["link"] = {"url": payment_url, "label": gettext("See it in Stripe")}
+            entries.append(entry)
+        return entries
+
+    def refunds(self) -> list[dict]:
+        job = self.object
+        return [
+            {
+                "when": timeline.format_moment(request.created_at),
+                "amount": format_price(request.amount_cents, request.currency),
+                "status": request.get_status_display(),
+                "status_key": request.status,
+                "reason": request.reason,
+                "error": request.error,
+                "by": (request.actor.get_full_name() or request.actor.get_username())
+                if request.actor
+                else gettext("System"),
+            }
+            for request in job.refund_requests.select_related("actor")
+        ]
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         job = self.object
-        events = list(job.events.select_related("actor").order_by("created_at", "id"))
-        for event in events:
-            event.sentence = describe(event)
+        resolved = job.state.final and job.status != JobStatus.NEEDS_ATTENTION
         context.update(
-            events=events,
-            downloads=job.downloads.all()[:50],
+            timeline=self.timeline_entries(),
+            downloads=[
+                {"when": timeline.format_moment(d.created_at), "ranged": d.ranged}
+                for d in job.downloads.all()[:50]
+            ],
+            refunds=self.refunds(),
+            links=self.links(),
+            customer=self.customer(),
+            show_last_error=bool(job.last_error) and not resolved,
             amount_display=order_amount(job),
+            paid_display=format_price(job.paid_amount_cents, job.currency),
+            refunded_display=format_price(job.refund_amount_cents, job.currency),
+            refundable_display=format_price(job.refundable_cents, job.currency),
             status_tone=job.state.tone,
             actions=self.actions,
         )
         return context
+
+
+#: Events a payment provider's dashboard shows: linked to the payment there.
+PAYMENT_CODES = frozenset(
+    {
+        EventCode.PAYMENT_RECEIVED,
+        EventCode.REFUNDED,
+        EventCode.PARTIAL_REFUND,
+        EventCode.REFUND_REFUSED,
+    }
+)
 
 
 class OrderAdminURLFinder(ModelAdminURLFinder):
@@ -230,29 +413,7 @@ class OrderViewSet(snippets.SnippetViewSet):
     search_backend_name = None
     list_per_page = 50
     export_filename = "orders"
-    list_export = [
-        "id",
-        "created_at",
-        "status",
-        "email",
-        "image_ref",
-        "image_title",
-        "page_ref",
-        "page_title",
-        "resolution",
-        "output_width",
-        "output_height",
-        "amount_cents",
-        "currency",
-        "upscale_cost_cents",
-        "refund_amount_cents",
-        "refund_reason",
-        "checkout_session_id",
-        "payment_intent_id",
-        "paid_at",
-        "completed_at",
-        "refunded_at",
-    ]
+    list_export = [column.key for column in ORDER_EXPORT_COLUMNS]
     inspect_view_fields = [
         "id",
         "status",
@@ -266,8 +427,9 @@ class OrderViewSet(snippets.SnippetViewSet):
         "original_height",
         "output_width",
         "output_height",
-        "amount_cents",
         "currency",
+        "amount_cents",
+        "discount_cents",
         "credits",
         "upscale_cost_cents",
         "payment_provider",
@@ -302,6 +464,9 @@ class OrderViewSet(snippets.SnippetViewSet):
         "refunded_at",
         "abandoned_at",
         "needs_attention_at",
+        "taken_in_hand_at",
+        "taken_in_hand_by",
+        "anonymised_at",
     ]
 
     def get_common_view_kwargs(self, **kwargs):

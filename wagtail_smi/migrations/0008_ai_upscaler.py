@@ -1,6 +1,7 @@
 """Schema for the self-hosted AI upscaler (issue 16)."""
 
-from django.db import migrations
+import django.core.validators
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -8,4 +9,14 @@ class Migration(migrations.Migration):
         ("wagtail_smi", "0007_shop_admin"),
     ]
 
-    operations = []
+    operations = [
+        migrations.AddField(
+            model_name="purchasejob",
+            name="progress",
+            field=models.PositiveSmallIntegerField(
+                default=0,
+                validators=[django.core.validators.MaxValueValidator(100)],
+                verbose_name="upscaling progress (%)",
+            ),
+        ),
+    ]

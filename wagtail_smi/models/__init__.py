@@ -1,9 +1,12 @@
 """Models, one module per concern: jobs (orders and their log), catalog (what is for sale),
-analytics (clicks), webhooks (processed provider events), settings (site pricing rules)."""
+analytics (clicks), webhooks (processed provider events), settings (site pricing rules),
+health (when the periodic tasks last ran)."""
 
 from .analytics import ImageClick
 from .catalog import ImageForSale, SaleListing
+from .health import Heartbeat
 from .jobs import DownloadEvent, EventCode, JobEvent, PurchaseJob
+from .refunds import RefundRequest
 from .settings import SmiSiteSettings
 from .states import STATE_FACTS, JobStatus, StateFacts
 from .webhooks import ProcessedWebhookEvent
@@ -11,12 +14,14 @@ from .webhooks import ProcessedWebhookEvent
 __all__ = [
     "DownloadEvent",
     "EventCode",
+    "Heartbeat",
     "ImageClick",
     "ImageForSale",
     "JobEvent",
     "JobStatus",
     "ProcessedWebhookEvent",
     "PurchaseJob",
+    "RefundRequest",
     "SaleListing",
     "STATE_FACTS",
     "SmiSiteSettings",

@@ -1,12 +1,18 @@
 """What is for sale: the per-page lookup table and the site-wide image flag.
 
 ``SaleListing`` is maintained on publish, unpublish and delete (see ``wagtail_smi.catalog``)
-so that checking "is image X for sale on live page Y" is one indexed query.
+so that checking "is image X for sale on live page Y" is one indexed query. ``sale_refusal``
+says which images cannot be sold at all (not raster, too small), whatever the listings say.
 """
+
+import os
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from PIL import Image
 from wagtail.images import get_image_model_string
 
 # The page model a site may have swapped in (Wagtail 8's WAGTAIL_PAGE_MODEL); read from the
@@ -57,3 +63,56 @@ class ImageForSale(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.image_id}"
+
+
+# --- what can be sold ------------------------------------------------------------------------
+
+# Formats Pillow can open that hold a drawing or a document rather than pixels.
+NOT_RASTER_FORMATS = frozenset({"EPS", "PDF", "WMF", "EMF", "SVG"})
+NOT_RASTER = "not_raster"
+TOO_SMALL = "too_small"
+
+
+@dataclass(frozen=True)
+class SaleRefusal:
+    """Why an image cannot be sold: a stable ``code`` and a message for the buyer."""
+
+    code: str
+    message: str
+
+
+def raster_format(file_name: str) -> str | None:
+    """The Pillow format a file's extension stands for when Pillow reads it as pixels
+    (JPEG, PNG, WebP, GIF...); None for SVG, documents and anything Pillow cannot open.
+    Decided from the name alone: no file is opened to render a button."""
+    extension = os.path.splitext(file_name or "")[1].lower()
+    found = Image.registered_extensions().get(extension)
+    if found is None or found in NOT_RASTER_FORMATS or found not in Image.OPEN:
+        return None
+    return found
+
+
+def sale_refusal(image, *, min_short_side: int) -> SaleRefusal | None:
+    """Why ``image`` cannot be sold, or None when it can: only raster images, and only
+    those whose short side has at least ``min_short_side`` pixels (an upscale of a thumbnail
+    is a blurred poster, and fails the customer)."""
+    is_svg = getattr(image, "is_svg", None)
+    if (callable(is_svg) and is_svg()) or raster_format(image.file.name) is None:
+        return SaleRefusal(
+            NOT_RASTER,
+            gettext(
+                "Only photographs and other pixel images (JPEG, PNG, WebP…) can be sold: this "
+                "image is a drawing or a format that cannot be upscaled."
+            ),
+        )
+    short_side = min(image.width or 0, image.height or 0)
+    if short_side < min_short_side:
+        return SaleRefusal(
+            TOO_SMALL,
+            gettext(
+                "This image is too small to upscale well: its short side is %(short)s px, "
+                "and at least %(minimum)s px are needed."
+            )
+            % {"short": short_side, "minimum": min_short_side},
+        )
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
@@ -80,6 +81,11 @@ class PurchaseJob(models.Model):
     payment_failed_emailed_at = models.DateTimeField(
         _("payment failure emailed"), null=True, blank=True
     )
+    # At most one "taking longer" email per order.
+    delay_emailed_at = models.DateTimeField(_("delay emailed"), null=True, blank=True)
+    # The browser that started the checkout, as a salted hash (never the cookie itself):
+    # the same browser asking again soon gets this order's checkout back.
+    browser_ref = models.CharField(_("checkout browser (hashed)"), max_length=64, blank=True)
 
     # Payment provider.
     payment_provider = models.CharField(_("payment provider"), max_length=32, blank=True)
@@ -105,6 +111,11 @@ class PurchaseJob(models.Model):
     # an upscaler job id, so the next attempt knows the upscaler may already have the job.
     upscaler_submitted_at = models.DateTimeField(
         _("submitted to the upscaler"), null=True, blank=True
+    )
+    # Share of the upscaling done, 0–100, for an upscaler that runs in the worker and
+    # reports its tiles (written every few seconds, so the order page's bar moves).
+    progress = models.PositiveSmallIntegerField(
+        _("upscaling progress (%)"), default=0, validators=[MaxValueValidator(100)]
     )
 
     # Business retries (kept in the job, not in the broker).
@@ -132,6 +143,21 @@ class PurchaseJob(models.Model):
     refund_amount_cents = models.PositiveIntegerField(_("refunded (minor units)"), default=0)
     refund_reason = models.TextField(_("refund reason"), blank=True)
     refund_id = models.CharField(_("refund id"), max_length=255, blank=True)
+    # Paid and still not delivered after AUTO_REFUND_AFTER_HOURS: refunded on its own, once.
+    auto_refund_started_at = models.DateTimeField(
+        _("automatic refund started"), null=True, blank=True
+    )
+
+    # An admin who has taken the order in hand: it is not refunded automatically.
+    taken_in_hand_at = models.DateTimeField(_("taken in hand"), null=True, blank=True)
+    taken_in_hand_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("taken in hand by"),
+    )
 
     # When each state was reached.
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
@@ -143,6 +169,8 @@ class PurchaseJob(models.Model):
     failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
     refunded_at = models.DateTimeField(_("refunded"), null=True, blank=True, db_index=True)
     needs_attention_at = models.DateTimeField(_("needs attention since"), null=True, blank=True)
+    # An erasure request: the customer's personal data was removed, the amounts kept.
+    anonymised_at = models.DateTimeField(_("personal data removed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("order")
@@ -206,6 +234,7 @@ class EventCode(models.TextChoices):
 
     # Checkout and payment.
     CHECKOUT_STARTED = "checkout_started", _("Checkout started")
+    CHECKOUT_REUSED = "checkout_reused", _("Checkout reused")
     PAYMENT_RECEIVED = "payment_received", _("Payment received")
     DISCOUNT_APPLIED = "discount_applied", _("Promotion code")
     PAYMENT_NOT_APPLIED = "payment_not_applied", _("Payment not applied")
@@ -232,10 +261,14 @@ class EventCode(models.TextChoices):
     ACCESS_REVOKED = "access_revoked", _("Download revoked")
     RESOLVED_DELIVERED = "resolved_delivered", _("Resolved: delivered by hand")
     RESOLVED_REFUNDED = "resolved_refunded", _("Resolved: refunded outside the system")
+    TAKEN_IN_HAND = "taken_in_hand", _("Taken in hand")
+    AUTO_REFUND = "auto_refund", _("Automatic refund")
     # Emails.
     EMAIL_SENT = "email_sent", _("Email sent")
     EMAIL_FAILED = "email_failed", _("Email not sent")
     EMAIL_RETRIED = "email_retried", _("Email retried")
+    # Customers.
+    ANONYMISED = "anonymised", _("Personal data removed")
     # Rows written before codes existed (their text is kept as it was).
     LEGACY = "legacy", _("Note")
 

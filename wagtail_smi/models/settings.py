@@ -17,6 +17,7 @@ from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.fields import StreamField
 
 from ..pricing import DEFAULT_RESOLUTIONS, PricingRules, ResolutionOption
+from .catalog import SaleRefusal, sale_refusal
 from .settings_form import SmiSiteSettingsForm
 
 
@@ -107,6 +108,15 @@ class SmiSiteSettings(BaseSiteSetting):
         default=default_resolutions,
         verbose_name=_("resolutions offered"),
     )
+    min_short_side = models.PositiveIntegerField(
+        _("smallest image sold (pixels, short side)"),
+        default=100,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "Images whose shorter side has fewer pixels get no purchase button: upscaled, "
+            "they would disappoint."
+        ),
+    )
     download_expiry_hours = models.PositiveIntegerField(
         _("download link valid for (hours)"), default=24, validators=[MinValueValidator(1)]
     )
@@ -134,6 +144,7 @@ class SmiSiteSettings(BaseSiteSetting):
                 FieldPanel("markup_percent"),
                 FieldPanel("minimum_price_cents"),
                 FieldPanel("max_output_megapixels"),
+                FieldPanel("min_short_side"),
             ],
             heading=_("Pricing"),
         ),
@@ -181,6 +192,10 @@ class SmiSiteSettings(BaseSiteSetting):
             max_output_megapixels=self.max_output_megapixels,
             resolutions=self.resolution_options(),
         )
+
+    def sale_refusal(self, image) -> SaleRefusal | None:
+        """Why this site does not sell ``image`` (not raster, too small), or None."""
+        return sale_refusal(image, min_short_side=self.min_short_side)
 
     def get_button_text(self) -> str:
         return self.button_text or gettext("Buy high-res")

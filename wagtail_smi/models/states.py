@@ -34,6 +34,8 @@ RESEND_LINK = "resend_link"
 REDELIVER = "redeliver"
 RESOLVE = "resolve"
 REVOKE = "revoke"
+# Stop the automatic refund of a paid order that is late: an admin answers for it now.
+TAKE_IN_HAND = "take_in_hand"
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,11 @@ STATE_FACTS: dict[str, StateFacts] = {
     S.AWAITING_PAYMENT: StateFacts(
         "awaiting_payment", 0, False, "info", _("Waiting for payment"), frozenset()
     ),
-    S.ABANDONED: StateFacts("abandoned", 0, True, "neutral", _("Not completed"), frozenset()),
-    S.PAID: StateFacts("paid", 20, False, "info", _("Paid"), frozenset({REFUND})),
-    S.PROCESSING: StateFacts("upscaling", 40, False, "info", _("Upscaling"), frozenset({REFUND})),
+    S.ABANDONED: StateFacts("abandoned", None, True, "neutral", _("Not completed"), frozenset()),
+    S.PAID: StateFacts("paid", 20, False, "info", _("Paid"), frozenset({REFUND, TAKE_IN_HAND})),
+    S.PROCESSING: StateFacts(
+        "upscaling", 40, False, "info", _("Upscaling"), frozenset({REFUND, TAKE_IN_HAND})
+    ),
     S.COMPLETED: StateFacts(
         "ready",
         100,
@@ -71,16 +75,16 @@ STATE_FACTS: dict[str, StateFacts] = {
         frozenset({REFUND, RESEND_LINK, REDELIVER, REVOKE}),
     ),
     S.FAILED: StateFacts(
-        "failed", 100, False, "critical", _("Being refunded"), frozenset({REFUND})
+        "failed", None, False, "critical", _("Being refunded"), frozenset({REFUND})
     ),
-    S.REFUNDED: StateFacts("refunded", 100, True, "neutral", _("Refunded"), frozenset()),
+    S.REFUNDED: StateFacts("refunded", None, True, "neutral", _("Refunded"), frozenset()),
     S.NEEDS_ATTENTION: StateFacts(
         "needs_attention",
-        100,
+        None,
         True,
         "critical",
         _("Being looked into"),
-        frozenset({RETRY, REFUND, REDELIVER, RESOLVE}),
+        frozenset({RETRY, REFUND, REDELIVER, RESOLVE, TAKE_IN_HAND}),
     ),
 }
 

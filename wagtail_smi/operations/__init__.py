@@ -18,10 +18,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 
 from .. import permissions
-from ..models.states import REDELIVER, REFUND, RESEND_LINK, RESOLVE, RETRY, REVOKE
+from ..models.states import REDELIVER, REFUND, RESEND_LINK, RESOLVE, RETRY, REVOKE, TAKE_IN_HAND
 from .callbacks import upscaler_callback
 from .checkout import CheckoutUnavailable, start_checkout
 from .clicks import record_click
+from .customers import ANONYMISE, anonymise_customer
 from .delivery import DeliveryError, install_result, redeliver, resend_link, revoke
 from .downloads import DownloadRefused, check_downloadable, record_download
 from .errors import (
@@ -36,9 +37,9 @@ from .maintenance import cleanup, sweep
 from .payments import abandon_checkout, apply_payment_event, mark_paid, mark_payment_failed
 from .processing import process_job
 from .refunds import RefundNotPossible, record_provider_refund, record_refund_failure, refund
-from .resolution import resolve_by_hand, retry
+from .resolution import resolve_by_hand, retry, take_in_hand
 
-ADMIN_OPERATIONS = (RETRY, REFUND, RESEND_LINK, REDELIVER, RESOLVE, REVOKE)
+ADMIN_OPERATIONS = (RETRY, REFUND, RESEND_LINK, REDELIVER, RESOLVE, REVOKE, ANONYMISE, TAKE_IN_HAND)
 
 
 def require_permission(user: AbstractBaseUser | AnonymousUser, operation: str) -> None:
@@ -60,6 +61,7 @@ __all__ = [
     "RetryLater",
     "ServiceUnavailable",
     "abandon_checkout",
+    "anonymise_customer",
     "apply_payment_event",
     "check_downloadable",
     "cleanup",
@@ -80,5 +82,6 @@ __all__ = [
     "revoke",
     "start_checkout",
     "sweep",
+    "take_in_hand",
     "upscaler_callback",
 ]

@@ -44,6 +44,9 @@ def upscaler_callback(job_id: JobId, secret: str, named_id: str = "") -> bool:
         _adopt_from_callback(job, named_id)
     with locked_job(job) as current:
         if current.status == S.PROCESSING and current.upscaler_job_id:
+            # Due now: the poll this starts is not one the job's schedule may skip.
+            current.next_attempt_at = timezone.now()
+            current.save(update_fields=["next_attempt_at", "updated_at"])
             process_later(current.pk)
         elif current.status == S.PROCESSING:
             # The callback beat us to recording the upscaler's id (the submitting worker

@@ -2,19 +2,28 @@
 
 The JSON API and the no-JavaScript purchase page both call ``start_checkout``, so both
 behave the same; the price always comes from ``SaleOffer.quotes()``, never from the client.
+
+A double click, or the back button, must not make two orders: the same browser asking for
+the same image, page, resolution and email within ``CHECKOUT_REUSE_MINUTES`` gets its open
+order and checkout session back. The browser is known by a salted hash of a secret only it
+holds (the API passes its CSRF cookie's secret), never by the email alone: an email address
+is easy to guess, and the order's key travels with the answer.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from .. import links, workflow
+from .. import links, pricing, workflow
 from ..catalog import SaleOffer
-from ..models import EventCode, PurchaseJob
+from ..conf import smi_settings
+from ..models import EventCode, JobStatus, PurchaseJob, SaleListing
 from ..payments import get_payment_provider
 from .errors import InvalidInput, ServiceUnavailable
 
@@ -32,20 +41,37 @@ class CheckoutUnavailable(ServiceUnavailable):
         self.job = job
 
 
+def browser_ref(secret: str) -> str:
+    """A stand-in for a browser's own secret (its CSRF cookie): stable for that browser,
+    useless to anyone who reads it."""
+    if not secret:
+        return ""
+    return salted_hmac("wagtail_smi.checkout.browser", secret, algorithm="sha256").hexdigest()[:32]
+
+
 def start_checkout(
     *,
     offer: SaleOffer,
     resolution_key: str,
     email: str = "",
     terms_accepted: bool = False,
+    browser: str = "",
 ) -> PurchaseJob:
-    """Create the order (``awaiting_payment``) and the provider's checkout session.
+    """Create the order (``awaiting_payment``) and the provider's checkout session, or give
+    back the one this browser opened moments ago for the same thing.
 
-    Raises ``InvalidInput`` for a resolution not on offer or unavailable, or for terms not
-    accepted; ``CheckoutUnavailable`` when the provider fails, leaving the order awaiting
-    payment with ``last_error`` so the admin sees what happened.
+    ``browser`` is a secret only the buyer's browser holds (the API passes its CSRF
+    cookie's secret); without one, no order is reused.
+
+    Raises ``InvalidInput`` for an image that cannot be sold (``image_not_offered``), a
+    resolution not on offer or unavailable, or for terms not accepted;
+    ``CheckoutUnavailable`` when the provider fails, leaving the order awaiting payment
+    with ``last_error`` so the admin sees what happened.
     """
     site_settings = offer.settings()
+    refusal = offer.refusal()
+    if refusal is not None:
+        raise InvalidInput(refusal.message, code="image_not_offered", field="image_id")
     quotes, currency = offer.quotes()
     chosen = quotes.get(resolution_key)
     if chosen is None:
@@ -61,8 +87,41 @@ def start_checkout(
             _("Please accept the terms to continue."), code="terms_required", field="terms_accepted"
         )
 
-    image, page = offer.image, offer.page
+    reference = browser_ref(browser)
     with transaction.atomic():
+        job = _open_order(offer, chosen, currency, email or "", reference)
+        if job is None:
+            job = _create_order(
+                offer,
+                chosen,
+                currency,
+                email=email,
+                terms_accepted=terms_accepted,
+                reference=reference,
+            )
+        else:
+            workflow.record_event(
+                job,
+                EventCode.CHECKOUT_REUSED,
+                {"resolution": chosen.key, "minutes": smi_settings.CHECKOUT_REUSE_MINUTES},
+            )
+            logger.info("job %s: the same browser asked again; its checkout is reused", job.pk)
+    if job.checkout_url and job.checkout_session_id:
+        return job
+    return _open_checkout(job)
+
+
+def _create_order(
+    offer: SaleOffer,
+    chosen: pricing.Quote,
+    currency: str,
+    *,
+    email: str,
+    terms_accepted: bool,
+    reference: str,
+) -> PurchaseJob:
+    image, page = offer.image, offer.page
+    with transaction.atomic():  # the order and its first event, together
         job = PurchaseJob.objects.create(
             site=offer.site,
             image=image,
@@ -85,18 +144,59 @@ def start_checkout(
             terms_accepted_at=timezone.now() if terms_accepted else None,
             locale=(translation.get_language() or "")[:16],
             cancel_url=links.page_url(page, offer.site),
+            browser_ref=reference,
         )
         workflow.record_event(
             job,
             EventCode.CHECKOUT_STARTED,
             {"resolution": chosen.key, "amount_cents": chosen.price_cents, "currency": currency},
         )
+    return job
 
+
+def _open_order(
+    offer: SaleOffer, chosen: pricing.Quote, currency: str, email: str, reference: str
+) -> PurchaseJob | None:
+    """This browser's unpaid order for the same thing at the same price, started within
+    ``CHECKOUT_REUSE_MINUTES`` and whose checkout can still be paid. Call it inside a
+    transaction: the offer's listing row is locked, so two clicks at the same moment find
+    one order rather than make two."""
+    minutes = smi_settings.CHECKOUT_REUSE_MINUTES
+    if not minutes or not reference:
+        return None
+    list(
+        SaleListing.objects.select_for_update()
+        .filter(image_id=offer.image.pk, page_id=offer.page.pk)
+        .values_list("pk", flat=True)
+    )
+    return (
+        PurchaseJob.objects.filter(
+            status=JobStatus.AWAITING_PAYMENT,
+            browser_ref=reference,
+            image_ref=offer.image.pk,
+            page_ref=offer.page.pk,
+            resolution=chosen.key,
+            email=email,
+            amount_cents=chosen.price_cents,
+            currency=currency,
+            created_at__gte=timezone.now() - timedelta(minutes=minutes),
+            # A payment on its way, or one that failed, has used the checkout up.
+            payment_intent_id="",
+            last_error="",
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _open_checkout(job: PurchaseJob) -> PurchaseJob:
+    """Ask the provider for the order's checkout session (the same one again for an order
+    that has one: the request is idempotent per order)."""
     provider = None
     try:
         provider = get_payment_provider()
         session = provider.create_checkout(
-            job, success_url=links.order_url(job), cancel_url=job.cancel_url
+            job, success_url=links.order_url(job), cancel_url=links.checkout_cancelled_url(job)
         )
     except Exception as exc:  # any provider failure: keep the order, tell the buyer kindly
         logger.warning("job %s: checkout session failed: %s", job.pk, type(exc).__name__)

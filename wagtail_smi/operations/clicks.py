@@ -1,12 +1,49 @@
-"""Counting clicks on purchase buttons (analytics)."""
+"""Counting clicks on purchase buttons (analytics), honestly.
+
+A click is a person opening the purchase dialog (the modal's ``track-click`` POST), or,
+without JavaScript, the first view of an image's purchase page by one client within
+``VIEW_WINDOW``: reloads, back-button visits and prefetches of the same page are one
+click. Requests from known crawlers never count; they are recognised by the user-agent
+patterns the ``crawlerdetect`` package maintains, not by a list of our own.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from crawlerdetect import CrawlerDetect
+from django.core.cache import caches
+
 from ..catalog import SaleOffer
+from ..conf import smi_settings
 from ..models import ImageClick
 
+#: A no-JavaScript purchase page seen again by the same client within this is not a click.
+VIEW_WINDOW = timedelta(minutes=30)
 
-def record_click(offer: SaleOffer) -> None:
+
+def is_crawler(user_agent: str) -> bool:
+    """Whether the user agent is a known bot, crawler or link checker."""
+    return bool(user_agent) and CrawlerDetect().is_crawler(user_agent)
+
+
+def record_click(offer: SaleOffer, *, user_agent: str = "") -> bool:
+    """Count a click on the offer's button; returns whether it was counted."""
+    if is_crawler(user_agent):
+        return False
     ImageClick.objects.create(
         image_ref=offer.image.pk, page_ref=offer.page.pk, site_ref=offer.site.pk
     )
+    return True
+
+
+def record_page_view(offer: SaleOffer, *, client: str, user_agent: str = "") -> bool:
+    """Count a no-JavaScript purchase page view as a click, once per client (a hashed
+    address) and image within ``VIEW_WINDOW``; returns whether it was counted."""
+    if is_crawler(user_agent):
+        return False
+    cache = caches[smi_settings.RATE_LIMIT_CACHE]
+    key = f"smi:view:{client}:{offer.image.pk}"
+    if not cache.add(key, 1, timeout=int(VIEW_WINDOW.total_seconds())):
+        return False
+    return record_click(offer)

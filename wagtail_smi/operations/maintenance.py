@@ -1,33 +1,51 @@
 """Scheduled work: the sweeper (every minute) and the cleanup (daily).
 
 The job table, not the queue, is the source of truth: the sweeper finds work whose task
-was lost (a worker that died, a broker that dropped it) and hands it out again.
+was lost (a worker that died, a broker that dropped it) and hands it out again. It also
+keeps the shop's promise to customers: a paid order still not delivered
+``AUTO_REFUND_AFTER_HOURS`` after payment is refunded, unless an admin has taken it in
+hand. Each run leaves a heartbeat (``models.Heartbeat``), which the system check, the
+admin dashboard and ``smi_doctor`` read.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import queue
 from ..conf import smi_settings
 from ..fetching import temp_dir
-from ..models import JobStatus, PurchaseJob
-from ..workflow import TransitionNotAllowed
+from ..models import EventCode, Heartbeat, JobStatus, PurchaseJob
+from ..models.health import SWEEPER
+from ..workflow import TransitionNotAllowed, locked_job, record_event, update_job
 from .delivery import deletable_files, expire_file, retry_ready_email, unsent_ready_emails
+from .errors import OperationError
 from .payments import abandon_checkout
 from .processing import failure_reason
+from .refunds import refund
+from .resolution import UNDELIVERED
+
+logger = logging.getLogger(__name__)
 
 S = JobStatus
+
+
+# Why an order was refunded automatically (the refund email explains it to the customer).
+AUTO_REFUND_REASON = "not_delivered_in_time"
 
 
 def sweep() -> dict[str, int]:
     """Restart paid jobs whose task was lost, poll/resume processing jobs that are due
     (this also enforces deadlines), retry refunds that did not happen and "download ready"
-    emails that could not be sent."""
+    emails that could not be sent, refund orders not delivered in time, and drop the
+    schedules of jobs that moved on."""
     now = timezone.now()
+    Heartbeat.beat(SWEEPER, now)
     started = 0
     lost = PurchaseJob.objects.filter(status=S.PAID, paid_at__lte=now - timedelta(seconds=60))
     for job_id in lost.values_list("pk", flat=True)[:500]:
@@ -46,12 +64,68 @@ def sweep() -> dict[str, int]:
     emails_retried = 0
     for job_id in unsent_ready_emails(now).values_list("pk", flat=True)[:50]:
         emails_retried += retry_ready_email(job_id, now)
+    auto_refunds = 0
+    for job_id in overdue_for_refund(now).values_list("pk", flat=True)[:100]:
+        queue.enqueue_auto_refund(job_id)
+        auto_refunds += 1
     return {
         "started": started,
         "polled": polled,
         "refunds": refunds,
         "emails_retried": emails_retried,
+        "auto_refunds": auto_refunds,
+        "schedules_dropped": drop_stale_schedules(),
     }
+
+
+def drop_stale_schedules() -> int:
+    """Delete the schedules of jobs no longer processing (delivered, failed, refunded,
+    waiting for an admin, deleted) that nothing removed on the way."""
+    scheduled = queue.job_schedules()
+    if not scheduled:
+        return 0
+    live = set(
+        PurchaseJob.objects.filter(pk__in=list(scheduled), status=S.PROCESSING).values_list(
+            "pk", flat=True
+        )
+    )
+    return queue.drop_schedules(pk for job_id, pk in scheduled.items() if job_id not in live)
+
+
+# The automatic refund ---------------------------------------------------------------------
+
+
+def overdue_for_refund(now) -> QuerySet[PurchaseJob]:
+    """Paid orders still not delivered ``AUTO_REFUND_AFTER_HOURS`` after payment, that no
+    admin has taken in hand and that were not refunded automatically before."""
+    hours = smi_settings.AUTO_REFUND_AFTER_HOURS
+    if not hours:
+        return PurchaseJob.objects.none()
+    return PurchaseJob.objects.filter(
+        status__in=UNDELIVERED,
+        paid_at__lte=now - timedelta(hours=hours),
+        taken_in_hand_at__isnull=True,
+        auto_refund_started_at__isnull=True,
+    )
+
+
+def auto_refund(job_id) -> PurchaseJob | None:
+    """Refund a paid order that was not delivered in time, once (the customer is emailed
+    by the refund). Checked again under the row lock: an order delivered, refunded or
+    taken in hand meanwhile is left alone (None)."""
+    now = timezone.now()
+    with locked_job(job_id) as current:
+        if not overdue_for_refund(now).filter(pk=current.pk).exists():
+            return None
+        current = update_job(current, auto_refund_started_at=now)
+        record_event(
+            current, EventCode.AUTO_REFUND, {"hours": smi_settings.AUTO_REFUND_AFTER_HOURS}
+        )
+    try:
+        return refund(current.pk, reason=AUTO_REFUND_REASON)
+    except OperationError as exc:  # another refund in flight, nothing left to refund
+        logger.warning("job %s: automatic refund not made: %s", current.pk, exc.message)
+        return None
 
 
 def cleanup() -> dict[str, int]:

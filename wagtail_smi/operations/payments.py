@@ -21,7 +21,7 @@ from ..models import EventCode, JobStatus, ProcessedWebhookEvent, PurchaseJob
 from ..models.states import UNPAID
 from ..payments import PaymentEvent, PaymentProvider
 from ..workflow import locked_job, record_event, transition, update_job
-from .common import JobId, after_commit, alert_admins, process_later
+from .common import JobId, after_commit, alert_admins, email_customer, process_later
 from .errors import RetryLater
 from .refunds import NotPaidYet, record_provider_refund, record_refund_failure
 
@@ -39,7 +39,8 @@ def mark_paid(
     payment_intent_id: str = "",
     discount_cents: int = 0,
 ) -> PurchaseJob | None:
-    """awaiting_payment/abandoned → paid, backfill the email, start processing on commit.
+    """awaiting_payment/abandoned → paid, backfill the email, start processing and send
+    the receipt on commit.
 
     ``discount_cents``: a promotion code the provider applied (the customer paid the quote
     less this); it is stored and logged, so refunds stop at what was paid. Returns None,
@@ -84,6 +85,7 @@ def mark_paid(
                 },
             )
         process_later(job.pk)
+        email_customer(job.pk, emails.send_receipt)
     return job
 
 

@@ -12,7 +12,11 @@ re-run task never delivers or emails twice.
 
 Business retries live in the job (``attempts``, ``next_attempt_at``, exponential backoff
 with jitter, ``MAX_ATTEMPTS``); ``next_attempt_at`` doubles as a lease while a worker
-submits or upscales, so the sweeper only takes over work whose worker died.
+submits, polls or upscales, so the sweeper only takes over work whose worker died. Each
+next poll or retry also gets a django-q2 schedule of its own at ``next_attempt_at``
+(``common.process_at``): the first poll comes ``POLL_START_SECONDS`` after submission, not
+at the sweeper's next round. Whichever of the two comes first claims the poll; the other
+finds it not due and does nothing.
 
 Failures: a final upscaler error, an invalid result, or a result that cannot be fetched
 after retries → ``failed`` → automatic refund (whose email tells the customer). A job past
@@ -29,6 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image
@@ -46,7 +51,14 @@ from ..upscalers import (
 )
 from ..workflow import TransitionNotAllowed, locked_job, record_event, transition, update_job
 from .callbacks import EARLY_CALLBACK
-from .common import JobId, after_commit, alert_admins
+from .common import (
+    JobId,
+    after_commit,
+    alert_admins,
+    forget_schedule,
+    process_at,
+    tell_customer_of_delay,
+)
 from .delivery import install_result
 from .refunds import refund_failed_job
 from .upscaling import upscale_request
@@ -153,7 +165,8 @@ def _continue(job: PurchaseJob) -> None:
         return
     upscaler = get_upscaler()
     if job.upscaler_job_id and not upscaler.synchronous:
-        _poll(job, upscaler)
+        if _claim_poll(job, now):
+            _poll(job, upscaler)
         return
     # No upscaler job id yet: a crashed worker, a retry waiting for its backoff, or a
     # submission whose answer was lost.
@@ -168,6 +181,24 @@ def _continue(job: PurchaseJob) -> None:
         _await_lost_submission(current, now)
     else:
         _run(current, upscaler)
+
+
+def _claim_poll(job: PurchaseJob, now: datetime) -> bool:
+    """Take the job's due poll, as a lease: the sweeper and the job's own schedule may both
+    hand it out at the same moment, and only one of them should ask the upscaler."""
+    claimed = (
+        PurchaseJob.objects.filter(pk=job.pk, status=S.PROCESSING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(next_attempt_at=now + timedelta(seconds=lease_seconds()), updated_at=now)
+    )
+    return bool(claimed)
+
+
+def _next_attempt(job: PurchaseJob, at: datetime, **fields) -> PurchaseJob:
+    """Save when the job is to be looked at again, and have it run then."""
+    job = update_job(job, next_attempt_at=at, **fields)
+    process_at(job.pk, at)
+    return job
 
 
 def _run(job: PurchaseJob, upscaler) -> None:
@@ -243,11 +274,9 @@ def _record_submission(job: PurchaseJob, upscaler, result) -> None:
                 "upscaler_credits": result.credits,
             }
             if current.status == S.PROCESSING:
-                fields.update(
-                    attempts=0,
-                    last_error="",
-                    next_attempt_at=now + timedelta(seconds=smi_settings.POLL_START_SECONDS),
-                )
+                first_poll = now + timedelta(seconds=smi_settings.POLL_START_SECONDS)
+                fields.update(attempts=0, last_error="", next_attempt_at=first_poll)
+                process_at(current.pk, first_poll)
             for name, value in fields.items():
                 setattr(current, name, value)
             current.save(update_fields=[*fields, "updated_at"])
@@ -287,9 +316,7 @@ def _submission_in_doubt(job: PurchaseJob, error: str) -> None:
     wait_until = min(
         stamp + timedelta(minutes=smi_settings.SUBMISSION_GRACE_MINUTES), job_deadline(job)
     )
-    job = update_job(
-        job, last_error=f"submission unconfirmed: {error}"[:1000], next_attempt_at=wait_until
-    )
+    job = _next_attempt(job, wait_until, last_error=f"submission unconfirmed: {error}"[:1000])
     record_event(
         job,
         EventCode.SUBMISSION_UNCONFIRMED,
@@ -305,7 +332,7 @@ def _await_lost_submission(job: PurchaseJob, now) -> None:
     if now >= grace_end:
         needs_attention(job, lost_submission_message(job))
     else:
-        update_job(job, next_attempt_at=min(grace_end, job_deadline(job)))
+        _next_attempt(job, min(grace_end, job_deadline(job)))
 
 
 def lost_submission_message(job: PurchaseJob) -> str:
@@ -332,11 +359,11 @@ def _poll(job: PurchaseJob, upscaler) -> None:
         fail(job, REASON_UPSCALE_FAILED, f"{exc.code}: {exc}", alert=exc.code in SETUP_ERRORS)
         return
     except RetryableUpscalerError as exc:
-        update_job(
+        _next_attempt(
             job,
+            now + timedelta(seconds=poll_interval(job, now)),
             last_polled_at=now,
             last_error=str(exc),
-            next_attempt_at=now + timedelta(seconds=poll_interval(job, now)),
         )
         return
     except Exception as exc:  # a bug, or an answer the client did not expect
@@ -354,7 +381,7 @@ def _poll(job: PurchaseJob, upscaler) -> None:
     elif status.status == FAILED:
         fail(job, REASON_UPSCALE_FAILED, f"upscaler_failed: {status.error}")
     else:
-        update_job(job, next_attempt_at=now + timedelta(seconds=poll_interval(job, now)))
+        _next_attempt(job, now + timedelta(seconds=poll_interval(job, now)))
 
 
 def _fetch_and_deliver(job: PurchaseJob, url: str) -> None:
@@ -391,16 +418,13 @@ def deliver(job_id: JobId, path: Path) -> bool:
 
     Safe to run twice: see ``delivery.install_result``.
     """
-    return (
-        install_result(
-            job_id,
-            path,
-            from_states={S.PROCESSING},
-            code=EventCode.DELIVERED,
-            next_attempt_at=None,
-        )
-        is not None
+    delivered = install_result(
+        job_id, path, from_states={S.PROCESSING}, code=EventCode.DELIVERED, next_attempt_at=None
     )
+    if delivered is None:
+        return False
+    forget_schedule(job_id)
+    return True
 
 
 # Outcomes ----------------------------------------------------------------------------------
@@ -416,11 +440,11 @@ def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
             needs_attention(job, message)
         return
     delay = backoff_seconds(attempts)
-    update_job(
+    _next_attempt(
         job,
+        timezone.now() + timedelta(seconds=delay),
         attempts=attempts,
         last_error=error[:1000],
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
     )
     record_event(
         job,
@@ -459,6 +483,7 @@ def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> 
     except TransitionNotAllowed:
         return
     logger.warning("job %s failed (%s): %s", job.pk, reason, detail)
+    forget_schedule(job.pk)
     after_commit(lambda: refund_failed_job(str(job.pk), reason))
     if alert:
         alert_admins(
@@ -482,7 +507,9 @@ def needs_attention(
         )
     except TransitionNotAllowed:
         return
+    forget_schedule(job.pk)
     alert_admins(job, message)
+    tell_customer_of_delay(job)
 
 
 def failure_reason(job_id: JobId) -> str:

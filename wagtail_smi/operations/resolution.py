@@ -1,5 +1,5 @@
-"""An admin takes an order that needs attention in hand: retry it, or record how it was
-settled outside the system."""
+"""An admin takes an order in hand: answer for a late one (no automatic refund), retry one
+that needs attention, or record how it was settled outside the system."""
 
 from __future__ import annotations
 
@@ -11,13 +11,31 @@ from django.utils.translation import gettext as _
 from ..conf import smi_settings
 from ..models import EventCode, JobStatus, PurchaseJob
 from ..upscalers import FAILED
-from ..workflow import transition
+from ..workflow import locked_job, record_event, transition, update_job
 from .common import Actor, JobId, process_later
-from .errors import InvalidInput
+from .errors import InvalidInput, NotAllowed
 
 S = JobStatus
 DELIVERED_BY_HAND = "delivered"
 REFUNDED_OUTSIDE = "refunded_outside"
+# Paid and not delivered yet: what the automatic refund applies to.
+UNDELIVERED = frozenset({S.PAID, S.PROCESSING, S.NEEDS_ATTENTION})
+
+
+def take_in_hand(job_id: JobId, actor: Actor = None) -> PurchaseJob:
+    """An admin answers for a paid order that is not delivered yet: it is no longer
+    refunded automatically after ``AUTO_REFUND_AFTER_HOURS`` (the admin delivers it or
+    refunds it). Recorded on the order (who and when, and in its log); taking an order in
+    hand twice changes nothing. Refused (``NotAllowed``) for an order that is not paid, or
+    already delivered or refunded."""
+    with locked_job(job_id) as job:
+        if job.status not in UNDELIVERED:
+            raise NotAllowed(_("Only a paid order that is not delivered yet can be taken in hand."))
+        if job.taken_in_hand_at:
+            return job
+        job = update_job(job, taken_in_hand_at=timezone.now(), taken_in_hand_by=actor)
+        record_event(job, EventCode.TAKEN_IN_HAND, {}, actor=actor)
+    return job
 
 
 def retry(job_id: JobId, *, actor: Actor = None) -> PurchaseJob:

@@ -4,6 +4,8 @@
 renders the same figure and button as ``SellableImageBlock``. The modal's CSS and JS are
 included automatically with the first button of a page; ``{% smi_assets %}`` includes
 them explicitly (e.g. in ``<head>``), and only once per request either way.
+``{{ moment|smi_datetime }}`` writes a date as customers read it everywhere (pages and
+emails alike: ``emails.format_expiry``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from ..emails import format_expiry
 from ..rendering import claim_assets, image_context, sale_badge, storefront_settings
 
 register = template.Library()
@@ -81,3 +84,11 @@ def sellable_image(context, image, page=None, caption="", for_sale=True):
 def smi_sale_badge(context, image):
     """A "For sale" badge for admin listings when the image is on sale site-wide."""
     return sale_badge(context.get("request"), image)
+
+
+@register.filter
+def smi_datetime(moment) -> str:
+    """A date and time in the site's time zone and the language's format, zone named."""
+    if not moment:
+        return ""
+    return str(format_expiry(moment))

@@ -99,6 +99,9 @@ class UpscaleRequest:
     open_source: Callable[[], AbstractContextManager[BinaryIO]] | None = None
     #: The site's largest output, in megapixels.
     max_output_megapixels: int | None = None
+    #: Called as ``on_progress(done, total)`` by a backend that upscales in the worker, as
+    #: its work advances (tiles done of all tiles); the pipeline writes it to the order.
+    on_progress: Callable[[int, int], None] | None = None
 
     @property
     def output_pixels(self) -> int:
@@ -119,6 +122,11 @@ class BaseUpscaler:
         """The largest output this backend can produce (``None``: no limit of its own).
         Quotes use it, so a size it cannot make is never sold."""
         return None
+
+    def max_output_megapixels_for(self, factor: int) -> int | None:
+        """The largest output at this enlargement factor, for a backend whose limit depends
+        on it (work grows with the input's size, so it does): by default the same for all."""
+        return self.max_output_megapixels
 
     def submit(self, request: UpscaleRequest) -> SubmitResult:
         raise NotImplementedError

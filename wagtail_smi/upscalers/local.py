@@ -103,9 +103,32 @@ def upscale_file(
         original = Image.open(source_file)
     with original:
         fmt = original.format or "PNG"
-        source = original.convert("RGBA" if original.mode in {"RGBA", "LA", "P"} else "RGB")
-    suffix = _KEEP_FORMATS.get(fmt, ".png")
-    if suffix == ".jpg" and source.mode == "RGBA":
+        source = original.convert(working_mode(original.mode))
+    suffix = result_suffix(fmt, source.mode, size, memory_budget_bytes)
+    try:
+        result = resize_in_strips(source, size, strip_pixels=strip_pixels)
+    finally:
+        source.close()
+    try:
+        return save_result(result, destination, prefix="local-", suffix=suffix)
+    finally:
+        result.close()
+
+
+def working_mode(mode: str) -> str:
+    """The mode an original is enlarged in: RGBA when it may carry transparency, else RGB."""
+    return "RGBA" if mode in {"RGBA", "LA", "P"} else "RGB"
+
+
+def result_suffix(
+    source_format: str, mode: str, size: tuple[int, int], memory_budget_bytes: int | None
+) -> str:
+    """The result's format, shared by the backends that upscale in the worker: the
+    original's when it is JPEG, PNG or WebP, else PNG; PNG too for transparency in a JPEG,
+    and for a WebP it cannot hold or could not encode within the memory budget."""
+    width, height = size
+    suffix = _KEEP_FORMATS.get(source_format, ".png")
+    if suffix == ".jpg" and mode == "RGBA":
         suffix = ".png"
     if suffix == ".webp" and (
         max(width, height) > WEBP_MAX_SIDE
@@ -115,24 +138,28 @@ def upscale_file(
         )
     ):
         suffix = ".png"
-    try:
-        result = resize_in_strips(source, size, strip_pixels=strip_pixels)
-    finally:
-        source.close()
+    return suffix
+
+
+def save_result(image: Image.Image, destination: Path, *, prefix: str, suffix: str) -> Path:
+    """Write ``image`` to a new file under ``destination``, in the format ``suffix`` names."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the caller owns the file
-        dir=destination, prefix="local-", suffix=suffix, delete=False
+        dir=destination, prefix=prefix, suffix=suffix, delete=False
     )
     try:
         with handle:
-            save_format = _SAVE_FORMATS[suffix]
-            options = {"quality": 92} if save_format in {"JPEG", "WEBP"} else {}
-            result.save(handle, format=save_format, **options)
+            write_image(image, handle, suffix)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-    finally:
-        result.close()
     return Path(handle.name)
+
+
+def write_image(image: Image.Image, file, suffix: str) -> None:
+    """Encode ``image`` into an open file, in the format ``suffix`` names."""
+    save_format = _SAVE_FORMATS[suffix]
+    options = {"quality": 92} if save_format in {"JPEG", "WEBP"} else {}
+    image.save(file, format=save_format, **options)
 
 
 class LocalUpscaler(BaseUpscaler):

@@ -17,13 +17,11 @@ from PIL import ImageDraw
 from wagtail.images import get_image_model
 from wagtail.models import Page, Site
 
+from demo_site.credentials import ADMIN_PASSWORD, ADMIN_USERNAME
 from demo_site.home.models import GalleryPage, HomePage
 from wagtail_smi.catalog import rebuild_all_listings
 from wagtail_smi.conf import smi_settings
 from wagtail_smi.models import ImageForSale
-
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "smi-demo-admin"  # noqa: S105 (a demo account, printed for the user)
 
 # (title, width, height, hue): made locally with Pillow, no downloads.
 DEMO_IMAGES = [

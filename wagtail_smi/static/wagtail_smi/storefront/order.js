@@ -1,4 +1,11 @@
-/* wagtail-smi order status page: polls job-status with backoff and updates the page. */
+/* wagtail-smi order status page: polls job-status with backoff and updates the page.
+ *
+ * Steps in progress (paid, upscaling, delivering) are updated in place. When the order
+ * settles or runs into a problem (ready, expired, refunded...), the page is loaded again
+ * once, so that what it shows is the server's own rendering: the Download button with its
+ * expiry in the site's time zone and format, or the "email me a fresh link" form.
+ * Without JavaScript a <noscript> refresh does the same job.
+ */
 (function () {
   "use strict";
   var root = document.querySelector(".smi-order[data-status-url]");
@@ -13,8 +20,10 @@
   var MAX_DELAY = 30000;     // ...backing off to every 30 s
   var progress = root.querySelector(".smi-progress");
   var message = root.querySelector(".smi-message");
-  var download = root.querySelector(".smi-download");
+  var shownStage = root.dataset.stage; // what the server rendered
   var lastStage = null;
+
+  function settles(stage) { return fact(stage, "final") || fact(stage, "problem"); }
 
   function render(data) {
     var index = STAGES.indexOf(data.stage);
@@ -24,26 +33,12 @@
       li.classList.toggle("is-done", (index >= 0 && i < index) || fact(data.stage, "delivered"));
       if (current) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
     });
-    if (progress) { progress.value = data.progress; progress.textContent = data.progress + "%"; }
+    if (progress) {
+      progress.hidden = fact(data.stage, "problem");
+      progress.value = data.progress;
+      progress.textContent = data.progress + "%";
+    }
     if (message && message.textContent !== data.message) message.textContent = data.message;
-    message.classList.toggle("smi-notice", fact(data.stage, "problem"));
-    if (download && !data.download_url) {
-      download.hidden = true;  // e.g. the link expired while the page was open
-      download.querySelector("a").removeAttribute("href");
-    }
-    if (download && data.download_url) {
-      download.querySelector("a").href = data.download_url;
-      download.hidden = false;
-      var expiry = download.querySelector(".smi-expiry");
-      if (expiry && data.expires_at && expiry.dataset.template) {
-        var when = new Date(data.expires_at);
-        var shown = isNaN(when) ? data.expires_at : when.toLocaleString(undefined, {
-          year: "numeric", month: "short", day: "numeric",
-          hour: "2-digit", minute: "2-digit", timeZoneName: "short"
-        });
-        expiry.textContent = expiry.dataset.template.replace("%s", shown);
-      }
-    }
   }
 
   function poll() {
@@ -58,6 +53,10 @@
         return response.json();
       })
       .then(function (data) {
+        if (data.stage !== shownStage && settles(data.stage)) {
+          window.location.reload();
+          return;
+        }
         render(data);
         if (data.stage === "ready") watchExpiry(data.expires_at);
         if (fact(data.stage, "final")) return;
