@@ -68,6 +68,11 @@ ALLOWED_HOSTS = [
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
     if h
 ]
+# Behind a proxy that ends TLS (deploy/nginx/wagtail-smi.conf sets X-Forwarded-Proto), so
+# that Django knows a request was HTTPS (secure cookies, the CSRF origin check). Only when
+# the site is reachable through that proxy alone.
+if env_flag("DJANGO_BEHIND_HTTPS_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "demo_site.home.apps.HomeConfig",
@@ -127,10 +132,14 @@ TEMPLATES = [
     }
 ]
 
+# Persistent connections (seconds; 0 opens one per request and per task, ~9 ms each on
+# PostgreSQL), checked before reuse so a restarted database costs no failed request
+# (docs/performance.md).
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=0,
+        conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -173,7 +182,54 @@ STORAGES = {
     },
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+def s3_storage(bucket: str, **options) -> dict:
+    """A django-storages S3 entry for STORAGES (AWS S3, or an S3-compatible service at
+    SMI_S3_ENDPOINT_URL). Credentials come from the environment as boto3 reads them
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or the machine's role), never from here."""
+    endpoint = os.environ.get("SMI_S3_ENDPOINT_URL", "").strip() or None
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint,
+            "region_name": os.environ.get("SMI_S3_REGION", "").strip() or None,
+            # A local S3-compatible server has no bucket host names.
+            "addressing_style": "path" if endpoint else None,
+            "signature_version": "s3v4",
+            # Two uploads of the same name must not replace each other.
+            "file_overwrite": False,
+            **options,
+        },
+    }
+
+
+# Object storage (django-storages, the s3 extra): SMI_S3_BUCKET keeps delivered files in a
+# private bucket (signed URLs only); SMI_S3_MEDIA_BUCKET keeps Wagtail's images, originals
+# and renditions (SMI_S3_MEDIA_PUBLIC=1 for a public-read bucket with plain URLs).
+if os.environ.get("SMI_S3_BUCKET", "").strip():
+    STORAGES["smi_private"] = s3_storage(
+        os.environ["SMI_S3_BUCKET"].strip(), default_acl="private", querystring_auth=True
+    )
+if os.environ.get("SMI_S3_MEDIA_BUCKET", "").strip():
+    STORAGES["default"] = s3_storage(
+        os.environ["SMI_S3_MEDIA_BUCKET"].strip(),
+        querystring_auth=not env_flag("SMI_S3_MEDIA_PUBLIC"),
+    )
+
+# One cache for every process (SMI_CACHE_URL, e.g. redis://127.0.0.1:6379/1): the rate
+# limits and the cached site settings are then shared by all web processes; the default
+# cache lives in each process's own memory.
+if os.environ.get("SMI_CACHE_URL", "").strip():
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["SMI_CACHE_URL"].strip(),
+            "KEY_PREFIX": "wagtail_smi",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ.get("SMI_EMAIL_DIR", str(VAR_DIR / "mail"))
@@ -193,7 +249,9 @@ WAGTAIL_GRAVATAR_PROVIDER_URL = None
 # task timeout well below the retry interval so a slow task is never handed out twice.
 QUEUE_BROKER = os.environ.get("SMI_QUEUE_BROKER", "orm")
 Q_CLUSTER = {
-    "name": "wagtail_smi",
+    # Every worker of one shop shares the name (it names the queue); two shops on one
+    # Redis need two names.
+    "name": os.environ.get("SMI_QUEUE_NAME", "").strip() or "wagtail_smi",
     "workers": 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2,
     "timeout": 300,
     "retry": 600,
@@ -253,6 +311,11 @@ WAGTAIL_SMI = {
     # one trusted proxy sets to the client's address (README, "Behind a reverse proxy").
     "TRUSTED_PROXIES": env_int("SMI_TRUSTED_PROXIES", 0),
     "CLIENT_IP_HEADER": os.environ.get("SMI_CLIENT_IP_HEADER", "").strip() or None,
+    # django, redirect (presigned URLs of object storage), x-accel-redirect (nginx) or
+    # x-sendfile: docs/deployment.md.
+    "DOWNLOAD_SERVE": os.environ.get("SMI_DOWNLOAD_SERVE", "").strip() or "django",
+    "X_ACCEL_REDIRECT_PREFIX": os.environ.get("SMI_X_ACCEL_REDIRECT_PREFIX", "").strip()
+    or "/smi-private/",
 }
 # The demo mailbox (demo_site.mailbox) shows what the file backend wrote, in DEBUG only.
 SMI_DEMO_MAILBOX_DIR = EMAIL_FILE_PATH if DEBUG else None

@@ -1,7 +1,7 @@
 """Shared fixtures: real images made with Pillow, real pages, and service requirements.
 
 Services: tests marked ``postgres`` need the database to be PostgreSQL (set DATABASE_URL);
-``redis`` tests need Redis; ``browser`` tests need Chromium. Elsewhere they skip with the
+``redis`` tests need Redis; ``browser`` tests need Chromium; ``nginx`` tests need nginx. Elsewhere they skip with the
 reason. ``SMI_REQUIRE_SERVICES`` (CI) lists the services that must be there, e.g.
 ``postgres,redis,browser``: a missing one then fails its tests instead of skipping them.
 """
@@ -24,6 +24,10 @@ from wagtail.models import Page, Site
 pytest_plugins = [
     "tests.admin_support",
     "tests.browser",
+    "tests.fault_support",
+    "tests.moto_support",
+    # Every /smi/v1/ answer a test gets is checked against the OpenAPI document.
+    "tests.openapi_support",
     "tests.operations_support",
     "tests.pages_support",
     "tests.storefront_support",
@@ -34,6 +38,7 @@ REQUIRED_SERVICES = {
     s.strip() for s in os.environ.get("SMI_REQUIRE_SERVICES", "").split(",") if s.strip()
 }
 CHROMIUM = os.environ.get("SMI_CHROMIUM", "/usr/bin/chromium")
+NGINX = os.environ.get("SMI_NGINX", "/usr/sbin/nginx")
 
 
 def _missing(service: str, reason: str):
@@ -73,6 +78,8 @@ def _service_requirements(request):
         _missing("redis", "needs Redis on 127.0.0.1:6379")
     if request.node.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
         _missing("browser", f"needs Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    if request.node.get_closest_marker("nginx") and not os.path.exists(NGINX):
+        _missing("nginx", f"needs Debian's nginx at {NGINX} (apt-get install -y nginx-light)")
 
 
 def make_image_file(width: int, height: int, *, fmt: str = "JPEG", color=(30, 120, 200)) -> bytes:

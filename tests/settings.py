@@ -20,10 +20,22 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # django-q2 reads its configuration once, at import: sync must be set here.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 STORAGES["smi_private"]["OPTIONS"]["location"] = str(_TMP / "private")
+# SMI_TEST_S3=1: delivered files in a bucket of a local S3 server (moto, started for the
+# session by tests/moto_support.py on this port), as on a shop with object storage.
+SMI_TEST_S3_ENDPOINT = None
+if os.environ.get("SMI_TEST_S3", "").strip().lower() in {"1", "true", "yes", "on"}:
+    from tests.moto_support import free_port, s3_storage
+
+    SMI_TEST_S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
+    STORAGES["smi_private"] = s3_storage(
+        SMI_TEST_S3_ENDPOINT, "smi-private-tests", default_acl="private", querystring_auth=True
+    )
 STORAGES["default"]["OPTIONS"]["location"] = str(_TMP / "media")
 MEDIA_ROOT = _TMP / "media"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-WAGTAIL_SMI = {**WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": True}
+# Clicks are written at once here, so tests can read the table right after a click;
+# tests/test_perf_hot_paths.py covers the buffer.
+WAGTAIL_SMI = {**WAGTAIL_SMI, "ALLOW_DUMMY_PAYMENTS": True, "BUFFER_CLICKS": False}
 SMI_DEMO_MAILBOX_DIR = None
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

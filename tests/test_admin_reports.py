@@ -189,8 +189,8 @@ def test_every_currency_chart_shares_one_x_axis_with_labelled_axes_and_values(
 @override_settings(TIME_ZONE="America/New_York")
 def test_revenue_breaks_down_per_resolution_with_margin(manager_client, revenue_orders):
     response = manager_client.get(reverse(REVENUE), TWO_DAYS)
-    [breakdown] = response.context["breakdowns"]
-    assert breakdown["name"] == "resolution"
+    names = [breakdown["name"] for breakdown in response.context["breakdowns"]]
+    assert names == ["resolution", "licence"]
     rows = [text(row).split() for row in select(response, "[data-table=resolution] tbody tr")]
     assert rows == [
         "4x EUR 1 €7.00 €0.00 €7.00 €0.50 €6.50 92.9%".split(),
@@ -225,7 +225,7 @@ def test_revenue_exports_major_units_with_currency_and_named_sheets(manager_clie
 
     response = manager_client.get(reverse(REVENUE), {**TWO_DAYS, "export": "xlsx"})
     book = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
-    assert book.sheetnames == ["Revenue", "By resolution"]
+    assert book.sheetnames == ["Revenue", "By resolution", "By licence"]
     sheet = book["Revenue"]
     assert [c.value for c in sheet[1]][:4] == ["Period", "Currency", "Paid orders", "Sales"]
     assert [c.value for c in sheet[2]][:6] == ["2026-01-10", "EUR", 1, 7, 0, 7]

@@ -4,38 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from wagtail.test.utils.form_data import nested_form_data, streamfield
 
+from tests.price_list_support import resolution, settings_edit_url, settings_form_data
 from wagtail_smi.models import SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
-
-
-def resolution(key="4x", factor=4, label="Standard", enabled=True):
-    value = {"key": key, "factor": factor, "label": label, "description": ""}
-    if enabled:
-        value["enabled"] = "on"
-    return ("resolution", value)
-
-
-def settings_data(**overrides):
-    data = {
-        "enabled": "on",
-        "currency": "usd",
-        "cost_per_credit": "0.04",
-        "credits_per_megapixel": "0.25",
-        "markup_percent": "200",
-        "minimum_price_cents": "50",
-        "max_output_megapixels": "400",
-        "min_short_side": "100",
-        "resolutions": streamfield([resolution(), resolution("8x", 8, "Premium")]),
-        "download_expiry_hours": "24",
-        "button_text": "",
-        "terms_url": "",
-        "support_email": "",
-    }
-    data.update(overrides)
-    return nested_form_data(data)
 
 
 @pytest.fixture
@@ -44,12 +17,8 @@ def admin_client(client, superuser):
     return client
 
 
-def edit_url(site):
-    return reverse("wagtailsettings:edit", args=["wagtail_smi", "smisitesettings", site.pk])
-
-
 def post_settings(admin_client, site, **overrides):
-    return admin_client.post(edit_url(site), settings_data(**overrides))
+    return admin_client.post(settings_edit_url(site), settings_form_data(**overrides))
 
 
 def test_valid_settings_are_saved(admin_client, site):
@@ -79,9 +48,7 @@ def test_at_least_one_resolution_must_be_offered(admin_client, site):
     response = post_settings(
         admin_client,
         site,
-        resolutions=streamfield(
-            [resolution(enabled=False), resolution("8x", 8, "P", enabled=False)]
-        ),
+        resolutions=([resolution(enabled=False), resolution("8x", 8, "P", enabled=False)]),
     )
     assert response.status_code == 200
     assert "Offer at least one resolution." in str(response.context["form"].errors["resolutions"])
@@ -89,7 +56,7 @@ def test_at_least_one_resolution_must_be_offered(admin_client, site):
 
 def test_resolution_keys_must_be_unique(admin_client, site):
     response = post_settings(
-        admin_client, site, resolutions=streamfield([resolution("4x", 4), resolution("4x", 8)])
+        admin_client, site, resolutions=[resolution("4x", 4), resolution("4x", 8)]
     )
     assert response.status_code == 200
     assert "used twice" in str(response.context["form"].errors["resolutions"])
@@ -99,7 +66,7 @@ def test_resolution_keys_must_be_unique(admin_client, site):
 def test_resolution_keys_are_plain_slugs(admin_client, site, key):
     # Keys end up in file names and download headers: only lowercase slugs are accepted.
     response = post_settings(
-        admin_client, site, resolutions=streamfield([resolution(key, 4), resolution("8x", 8)])
+        admin_client, site, resolutions=[resolution(key, 4), resolution("8x", 8)]
     )
     assert response.status_code == 200
     assert response.context["form"].errors["resolutions"]
@@ -108,7 +75,7 @@ def test_resolution_keys_are_plain_slugs(admin_client, site, key):
 
 
 def test_settings_page_has_the_price_preview(admin_client, site):
-    html = admin_client.get(edit_url(site)).content.decode()
+    html = admin_client.get(settings_edit_url(site)).content.decode()
     assert "data-smi-price-preview" in html
     assert reverse("wagtail_smi_price_preview") in html
 

@@ -117,6 +117,10 @@ def test_the_modal_works_with_the_keyboard_only(shop, browser_page):
     assert page.evaluate("document.activeElement.value") == "4x"
     page.keyboard.press("ArrowDown")
     assert dialog.locator("input[value='8x']").is_checked()
+    page.keyboard.press("Tab")  # the licence group, on the default licence
+    assert page.evaluate("document.activeElement.value") == "personal"
+    page.keyboard.press("ArrowDown")
+    assert dialog.locator("input[value='commercial']").is_checked()
     page.keyboard.press("Tab")
     page.keyboard.type("keys@example.com")
     page.keyboard.press("Tab")
@@ -125,7 +129,12 @@ def test_the_modal_works_with_the_keyboard_only(shop, browser_page):
 
     page.wait_for_url(CHECKOUT_URL)
     job = PurchaseJob.objects.get()
-    assert (job.image_id, job.resolution, job.email) == (image_id, "8x", "keys@example.com")
+    assert (job.image_id, job.resolution, job.licence_key, job.email) == (
+        image_id,
+        "8x",
+        "commercial",
+        "keys@example.com",
+    )
 
 
 def test_the_controls_are_labelled(shop, browser_page):
@@ -139,7 +148,8 @@ def test_the_controls_are_labelled(shop, browser_page):
     assert page.get_by_role("dialog", name="Buy a high-resolution copy").is_visible()
     assert page.get_by_role("button", name="Close").is_visible()
     assert page.get_by_label("Email for the download link (optional)").is_visible()
-    assert page.get_by_role("radio").count() == 2
+    assert page.get_by_role("group", name="Choose a resolution").get_by_role("radio").count() == 2
+    assert page.get_by_role("group", name="Choose a licence").get_by_role("radio").count() == 2
     assert dialog.locator("[role=status][aria-live=polite]").count() == 1
 
 

@@ -53,7 +53,11 @@ def test_start_checkout_creates_the_order_at_the_quoted_price_and_opens_the_prov
     assert job.checkout_url == links.dummy_checkout_url(job)
     assert job.terms_accepted_at is None
     assert log(job) == [
-        ("checkout_started", "", {"resolution": "8x", "amount_cents": 192, "currency": "usd"})
+        (
+            "checkout_started",
+            "",
+            {"resolution": "8x", "licence": "personal", "amount_cents": 192, "currency": "usd"},
+        )
     ]
     assert (mail.outbox, queued) == ([], [])
 

@@ -43,7 +43,7 @@ def test_prices_are_the_pricing_module_quotes_for_the_stored_size(client, make_i
 
     assert response.status_code == 200
     data = response.json()
-    assert data["image"] == {"id": image.pk, "width": 2000, "height": 1500}
+    assert data["image"] == {"id": image.pk, "width": 2000, "height": 1500, "title": image.title}
     assert data["currency"] == "usd"
     assert set(data["pricing"]) == {"4x", "8x"}
     rules = SmiSiteSettings.objects.get().pricing_rules()
@@ -202,7 +202,8 @@ def test_checkout_creates_the_job_and_returns_the_provider_url(client, offer):
     )
     assert job.amount_cents == data["amount_cents"] == 192  # SPEC §3: 1000×1000 at 8x
     assert job.currency == data["currency"] == "usd"
-    assert job.credits == 16 and job.upscale_cost_cents == 64
+    # The local upscaler costs what the site says a megapixel costs it: nothing by default.
+    assert job.credits == 16 and job.upscale_cost_cents == 0
     assert job.email == "buyer@example.com"
     assert (job.image_ref, job.page_ref, job.image_title, job.page_title) == (
         image.pk,

@@ -3,13 +3,15 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 from django.urls import reverse
 from wagtail.models import Collection, GroupCollectionPermission
 
+from demo_site.home.models import GalleryPage
 from tests.html_support import one, parse, select, text
-from tests.storefront_support import publish_gallery, rich_text_with
+from tests.storefront_support import plain, publish_gallery, rich_text_with, sellable
 from wagtail_smi import catalog
-from wagtail_smi.models import ImageForSale
+from wagtail_smi.models import ImageForSale, SaleListing
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +149,103 @@ def test_a_rich_text_image_not_on_sale_renders_as_usual(client, make_image, root
 
     one(doc, "img.richtext-image.full-width")
     assert select(doc, ".smi-get-button") == []
+
+
+# --- one meaning of "for sale" -------------------------------------------------------------
+
+
+def sold_through_listings() -> set[int]:
+    """Every image a buyer can buy somewhere, as the catalogue answers it: a listing on a
+    live page that a for-sale block made, or of an image on sale site-wide."""
+    return set(
+        SaleListing.objects.filter(page__live=True)
+        .filter(Q(via_block=True) | Q(image__smi_for_sale__isnull=False))
+        .values_list("image_id", flat=True)
+    )
+
+
+@pytest.fixture
+def library(make_image, root_page):
+    """Images sold every way there is, and shown every way that does not sell them."""
+    images = {
+        name: make_image(900, 600, title=name)
+        for name in (
+            "Block",
+            "Rich text on sale",
+            "Plain block on sale",
+            "Rich text only",
+            "Plain block only",
+            "Block not for sale",
+            "Draft block",
+            "Unused",
+        )
+    }
+    ImageForSale.objects.create(image=images["Rich text on sale"])
+    ImageForSale.objects.create(image=images["Plain block on sale"])
+    publish_gallery(
+        root_page,
+        [
+            sellable(images["Block"]),
+            rich_text_with(images["Rich text on sale"]),
+            plain(images["Plain block on sale"]),
+            rich_text_with(images["Rich text only"]),
+            plain(images["Plain block only"]),
+            sellable(images["Block not for sale"], for_sale=False),
+        ],
+    )
+    draft = publish_gallery(root_page, [sellable(images["Draft block"])], slug="draft")
+    draft.unpublish()
+    return images
+
+
+SOLD = {"Block", "Rich text on sale", "Plain block on sale"}
+
+
+def test_the_badge_and_the_filter_count_every_way_an_image_is_sold(admin_client, library):
+    client, _user = admin_client
+    sold_ids = {image.pk for name, image in library.items() if name in SOLD}
+    assert sold_through_listings() == sold_ids  # what the catalogue sells
+
+    grid = listed_images(client.get("/admin/images/"))
+    table = listed_images(client.get("/admin/images/?layout=list"))
+    only = listed_images(client.get("/admin/images/?smi_for_sale=1"))
+    others = listed_images(client.get("/admin/images/?smi_for_sale=0"))
+
+    assert {title for title, badged in grid.items() if badged} == SOLD
+    assert table == grid
+    assert set(only) == SOLD and all(only.values())
+    assert set(others) == set(library) - SOLD and not any(others.values())
+
+
+def test_the_badge_follows_publishing(admin_client, library, root_page):
+    client, _user = admin_client
+    GalleryPage.objects.get(slug="gallery-test").unpublish()
+
+    badged = {t for t, b in listed_images(client.get("/admin/images/")).items() if b}
+
+    # Still on sale site-wide (the editor's switch), though on no live page for now.
+    assert badged == {"Rich text on sale", "Plain block on sale"}
+    assert sold_through_listings() == set()
+
+
+@pytest.mark.parametrize("layout", ["grid", "list"])
+def test_the_chooser_shows_the_badge_in_both_layouts(admin_client, library, layout):
+    client, _user = admin_client
+
+    everything = client.get(f"/admin/images/chooser/results/?layout={layout}")
+    only = client.get(f"/admin/images/chooser/results/?layout={layout}&smi_for_sale=1")
+
+    assert {title for title, badged in chooser_images(everything).items() if badged} == SOLD
+    assert chooser_images(only) == dict.fromkeys(SOLD, True)
+
+
+def chooser_images(response) -> dict[str, bool]:
+    """The chooser's results, grid (``a.image-choice``) or list layout."""
+    doc = parse(response)
+    found = {}
+    for choice in select(doc, "a.image-choice"):
+        title = choice.select_one("h3") or choice.select_one(".title-wrapper a")
+        found[text(title) if title else choice["title"]] = bool(choice.select(".smi-sale-badge"))
+    if found:
+        return found
+    return listed_images(response)

@@ -36,6 +36,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model
 
+from . import click_buffer
 from .models import ImageClick, JobStatus, PurchaseJob
 from .models.catalog import PAGE_MODEL
 from .pricing import format_price, minor_unit_exponent
@@ -497,17 +498,36 @@ def series(period: Period, granularity: str | None = None) -> Series:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """A way to split the figures: the order field it groups by, and its heading."""
+    """A way to split the figures: the order field it groups by, and its heading.
+    ``names`` gives the values people read for the keys found (the keys themselves when
+    there is none)."""
 
     name: str
     field: str
     label: Promise
+    names: Any = None
 
 
-#: The breakdowns the revenue report shows, in order. A site selling licences adds
-#: ``Breakdown("licence", "licence_key", _("Licence"))``.
+def licence_names(period: Period, keys: Iterable[str]) -> dict[str, str]:
+    """Each licence key's name as the latest order paid in the period bought it (a licence
+    renamed since keeps one row, under its newer name); orders from before licences have
+    none."""
+    found = {"": str(_("None (ordered before licences)"))}
+    rows = (
+        paid_orders(period)
+        .filter(licence_key__in=[key for key in keys if key])
+        .values_list("licence_key", "licence_name")
+        .order_by("licence_key", "-paid_at", "-id")
+    )
+    for key, name in rows:
+        found.setdefault(key, name or key)
+    return found
+
+
+#: The breakdowns the revenue report shows, in order.
 BREAKDOWNS: dict[str, Breakdown] = {
     "resolution": Breakdown("resolution", "resolution", _("Resolution")),
+    "licence": Breakdown("licence", "licence_key", _("Licence"), names=licence_names),
 }
 
 
@@ -515,9 +535,11 @@ BREAKDOWNS: dict[str, Breakdown] = {
 class BreakdownRow:
     key: str
     figures: Figures
+    #: What people read for the key (the key itself when the breakdown names none).
+    name: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        return {"key": self.key, **self.figures.as_row()}
+        return {"key": self.key, "name": self.name or self.key, **self.figures.as_row()}
 
 
 def breakdown(period: Period, name: str) -> list[BreakdownRow]:
@@ -529,7 +551,14 @@ def breakdown(period: Period, name: str) -> list[BreakdownRow]:
         .annotate(**_figure_aggregates())
         .order_by(group, "currency")
     )
-    found = [BreakdownRow(str(row[group] or "—"), Figures.from_row(row)) for row in rows]
+    rows = list(rows)
+    names = {}
+    if BREAKDOWNS[name].names is not None:
+        names = BREAKDOWNS[name].names(period, {row[group] or "" for row in rows})
+    found = [
+        BreakdownRow(str(row[group] or "—"), Figures.from_row(row), names.get(row[group] or "", ""))
+        for row in rows
+    ]
     return sorted(found, key=lambda r: (r.figures.currency, -r.figures.net, r.key))
 
 
@@ -587,6 +616,7 @@ def items(period: Period, group: str = "image", ordering: str = "-net") -> Items
         .annotate(title=Max(title), **_figure_aggregates())
         .order_by(ref, "currency")
     )
+    click_buffer.flush()  # buffered clicks count: the figures stay exact
     clicks = dict(
         ImageClick.objects.order_by()
         .filter(period.q("created_at"))
@@ -716,6 +746,7 @@ def funnel(period: Period) -> Funnel:
         refunded=Count("id", filter=Q(refund_amount_cents__gt=0) | Q(refunded_at__isnull=False)),
         abandoned=Count("id", filter=Q(status=JobStatus.ABANDONED)),
     )
+    click_buffer.flush()  # buffered clicks count: the figures stay exact
     clicks = ImageClick.objects.order_by().filter(period.q("created_at")).count()
     return Funnel(clicks=clicks, **counts)
 
@@ -1033,7 +1064,7 @@ def breakdown_table(name: str, rows: list[BreakdownRow]) -> Table:
     return Table(
         str(_("By %(name)s") % {"name": str(label).lower()}),
         [
-            Column("key", label),
+            Column("name", label),
             Column("currency", _("Currency")),
             *_figure_columns(
                 ["orders", "sales", "refunds", "net", "cost", "margin", "margin_rate"]

@@ -18,10 +18,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
-from . import catalog, links, operations, pricing, progress
+from . import catalog, licensing, links, offer_cache, operations, pricing, progress, rendering
 from .forms import ApiForm, CheckoutForm, OfferForm
 from .http import json_answer, json_error, method_not_allowed, operation_error
 from .models import JobStatus, PurchaseJob
@@ -161,6 +162,7 @@ def offer_for(data: dict) -> catalog.SaleOffer | None:
 
 
 def quote_json(quote: pricing.Quote) -> dict[str, Any]:
+    """One resolution as buyers see it: never the cost or the margin."""
     return {
         "factor": quote.factor,
         "label": quote.label,
@@ -171,15 +173,52 @@ def quote_json(quote: pricing.Quote) -> dict[str, Any]:
         "price_display": pricing.format_price(quote.price_cents, quote.currency),
         "available": quote.available,
         "reason": quote.reason,
+        "licence_prices": dict(quote.licence_prices),
+        "licence_prices_display": {
+            key: pricing.format_price(cents, quote.currency)
+            for key, cents in quote.licence_prices.items()
+        },
+    }
+
+
+def licence_json(offer: catalog.SaleOffer, licence: pricing.LicenceOption) -> dict[str, Any]:
+    return {
+        "key": licence.key,
+        "name": str(licence.name),
+        "summary": str(licence.summary),
+        "version": licence.version,
+        "terms_url": licence.terms_url,
+        "terms_html": offer.settings().licence_terms_html(licence.key),
+        "default": licence.key == offer.default_licence_key(),
     }
 
 
 def prices_json(offer: catalog.SaleOffer) -> dict[str, Any]:
     quotes, currency = offer.quotes()
+    site_settings = offer.settings()
     return {
-        "image": {"id": offer.image.pk, "width": offer.image.width, "height": offer.image.height},
+        "image": {
+            "id": offer.image.pk,
+            "width": offer.image.width,
+            "height": offer.image.height,
+            "title": offer.image.title,
+        },
         "currency": currency,
-        "pricing": {key: quote_json(quote) for key, quote in quotes.items()},
+        "pricing": {
+            key: {
+                **quote_json(quote),
+                # What the buyer gets: format, approximate size, print size at 300 dpi.
+                "file": rendering.deliverable(
+                    offer.image, quote.output_width, quote.output_height
+                ).as_json(),
+            }
+            for key, quote in quotes.items()
+        },
+        "licences": [licence_json(offer, licence) for licence in offer.licences()],
+        "withdrawal_waiver": {
+            "required": bool(site_settings.require_withdrawal_waiver),
+            "text": licensing.withdrawal_waiver_text(),
+        },
     }
 
 
@@ -191,6 +230,7 @@ def job_status_json(job: PurchaseJob) -> dict[str, Any]:
         "stage": state.stage,
         "progress": state.progress,
         "message": state.message,
+        "licence": job.licence_key,
     }
     if state.downloadable:  # never once the link has expired: the route would answer 410
         data["download_url"] = links.order_download_url(job)
@@ -202,14 +242,28 @@ def job_status_json(job: PurchaseJob) -> dict[str, Any]:
 # --- endpoints ---------------------------------------------------------------------------
 
 
+def prices_answer(image_id: int, page_id: int) -> tuple[int, dict[str, Any]]:
+    """The price endpoint's status and body, as plain JSON data (so it can be cached)."""
+    offer = offer_for({"image_id": image_id, "page_id": page_id})
+    response = not_for_sale() if offer is None else not_offered(offer)
+    if response is None:
+        response = json_answer(prices_json(offer))
+    return response.status_code, json.loads(response.content)
+
+
 @rate_limit("prices")
 @json_endpoint(OfferForm)
 def calculate_all_prices(request, data):
-    """All prices for an image on a page, from the stored image size (never the client's)."""
-    offer = offer_for(data)
-    if offer is None:
-        return not_for_sale()
-    return not_offered(offer) or json_answer(prices_json(offer))
+    """All prices for an image on a page, from the stored image size (never the client's).
+
+    Served from the versioned offer cache (``offer_cache``) when warm: no database work;
+    the answer is in the request's language, so the language is part of the key."""
+    image_id, page_id = data["image_id"], data["page_id"]
+    status, body = offer_cache.remember(
+        ("prices", image_id, page_id, get_language() or ""),
+        lambda: prices_answer(image_id, page_id),
+    )
+    return json_answer(body, status=status)
 
 
 @rate_limit("checkout")
@@ -225,8 +279,10 @@ def create_checkout(request, data):
     job = operations.start_checkout(
         offer=offer,
         resolution_key=data["resolution"],
+        licence_key=data["licence"],
         email=data["email"],
         terms_accepted=data["terms_accepted"],
+        withdrawal_waived=data["waive_withdrawal"],
         # The CSRF cookie's secret: the same browser asking again gets its order back.
         browser=request.META.get("CSRF_COOKIE") or "",
     )
@@ -245,8 +301,9 @@ def create_checkout(request, data):
 @json_endpoint(OfferForm)
 def track_click(request, data):
     """Record a click on a purchase button (fire-and-forget from the modal); a known
-    crawler's is answered alike but not counted."""
-    offer = offer_for(data)
+    crawler's is answered alike but not counted. No database work when the offer is in
+    the versioned cache and clicks are buffered."""
+    offer = catalog.selling_offer_ref(data["image_id"], data["page_id"])
     if offer is None:
         return not_for_sale()
     operations.record_click(offer, user_agent=request.headers.get("User-Agent", ""))
@@ -270,10 +327,13 @@ def job_status(request, job_id: str):
     return json_answer(job_status_json(job))
 
 
+@csrf_exempt  # GET only: other methods get the JSON 405 below, not Django's HTML 403
 @rate_limit("prices")
 @ensure_csrf_cookie
 def csrf_token(request):
     """A CSRF token for the modal, never cached (pages themselves may be)."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed("GET, HEAD")
     response = JsonResponse({"csrf_token": get_token(request)})
     add_never_cache_headers(response)
     patch_cache_control(response, no_store=True, private=True)

@@ -23,11 +23,11 @@ from wagtail.images import get_image_model
 from wagtail.images.blocks import ImageBlock, ImageChooserBlock
 from wagtail.rich_text.rewriters import FIND_EMBED_TAG, extract_attrs
 
-from . import pricing
+from . import offer_cache, pricing
 from .blocks import SellableImageBlock
-from .models import ImageForSale, SaleListing, SmiSiteSettings
+from .models import ImageForSale, ImagePrice, SaleListing, SmiSiteSettings
 from .models.catalog import SaleRefusal
-from .upscalers import within_upscaler_limits
+from .upscalers import for_upscaler
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,18 @@ class Found:
     image_id: int
     via_block: bool = False
     resolutions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfferRef:
+    """Which image on which page of which site an offer is: what a click records."""
+
+    image_id: int
+    page_id: int
+    site_id: int | None
+
+    def ref(self) -> OfferRef:
+        return self
 
 
 @dataclass(frozen=True)
@@ -55,18 +67,42 @@ class SaleOffer:
     def settings(self) -> SmiSiteSettings:
         return self.site_settings or site_settings(self.site)
 
+    def ref(self) -> OfferRef:
+        return OfferRef(self.image.pk, self.page.pk, getattr(self.site, "pk", None))
+
     def refusal(self) -> SaleRefusal | None:
         """Why the image cannot be sold at all (not a raster image, too small), or None."""
         return self.settings().sale_refusal(self.image)
 
+    def rules(self) -> pricing.PricingRules:
+        """The site's price list as the configured upscaler changes it (size limits, cost)."""
+        return for_upscaler(self.settings().pricing_rules())
+
+    def overrides(self) -> pricing.PriceOverrides:
+        return price_overrides(self.image, self.settings())
+
+    def licences(self) -> tuple[pricing.LicenceOption, ...]:
+        """The licence tiers a buyer chooses from, the default marked."""
+        return self.settings().licence_options()
+
+    def default_licence_key(self) -> str:
+        chosen = pricing.default_licence(self.licences())
+        return chosen.key if chosen is not None else ""
+
     def quotes(self) -> tuple[dict[str, pricing.Quote], str]:
         """Every quote this offer allows, and the currency: the one source of the prices
-        the dialog, the checkout and the emails show. Sizes come from the stored image,
-        never from the client; sizes the upscaler cannot produce are unavailable, and so is
+        the dialog, the checkout, the emails and the admin show. Sizes come from the stored
+        image, never from the client; the image's own prices and its collection's win over
+        the site's strategy; each quote carries its price per licence and what the copy
+        costs the shop. Sizes the upscaler cannot produce are unavailable, and so is
         everything for an image that cannot be sold (``refusal``), with the reason."""
-        rules = within_upscaler_limits(self.settings().pricing_rules())
+        rules = self.rules()
         quotes = pricing.quote_all(
-            self.image.width, self.image.height, rules, only=self.resolutions or None
+            self.image.width,
+            self.image.height,
+            rules,
+            only=self.resolutions or None,
+            overrides=self.overrides(),
         )
         refused = self.refusal()
         if refused is not None:
@@ -75,6 +111,69 @@ class SaleOffer:
                 for key, quote in quotes.items()
             }
         return quotes, rules.currency
+
+
+def image_offer(image, site, site_settings: SmiSiteSettings | None = None) -> SaleOffer:
+    """An image priced for a site without a page (the admin's sales panel and previews):
+    every enabled resolution, with the image's and its collection's prices. The settings
+    preview passes the unsaved settings being edited as ``site_settings``."""
+    return SaleOffer(image=image, page=None, site=site, resolutions=(), site_settings=site_settings)
+
+
+# --- price overrides ---------------------------------------------------------------------
+
+
+def image_prices(image) -> dict[str, int]:
+    """The prices set for this image itself, per resolution key (minor units)."""
+    return dict(
+        ImagePrice.objects.filter(image_id=image.pk).values_list("resolution", "price_cents")
+    )
+
+
+def set_image_prices(image, prices: dict[str, int | None]) -> dict[str, int]:
+    """Set (an amount in minor units) or clear (None) the image's own prices per resolution
+    key; keys not given are left as they are. Returns the prices now set."""
+    with transaction.atomic():
+        for key, cents in prices.items():
+            if cents is None:
+                ImagePrice.objects.filter(image_id=image.pk, resolution=key).delete()
+            else:
+                ImagePrice.objects.update_or_create(
+                    image_id=image.pk, resolution=key, defaults={"price_cents": int(cents)}
+                )
+    return image_prices(image)
+
+
+def collection_prices(image, site_settings: SmiSiteSettings) -> dict[str, int]:
+    """The prices the site sets for the image's collection, per resolution key: for each
+    key, the nearest collection up the tree (the image's own first) that has one."""
+    by_collection = site_settings.collection_price_map()
+    collection_id = getattr(image, "collection_id", None)
+    if not by_collection or not collection_id:
+        return {}
+    # Not at import time: ``wagtail.models`` is read only once the app registry is ready,
+    # whatever base page model the site uses (see the module docstring).
+    from wagtail.models import Collection
+
+    path = Collection.objects.filter(pk=collection_id).values_list("path", flat=True).first()
+    if not path:
+        return {}
+    step = Collection.steplen
+    ancestors = dict(
+        Collection.objects.filter(
+            path__in=[path[:end] for end in range(step, len(path) + 1, step)]
+        ).values_list("path", "pk")
+    )
+    found: dict[str, int] = {}
+    for ancestor_path in sorted(ancestors, key=len):  # farthest first: nearer ones win
+        found.update(by_collection.get(ancestors[ancestor_path], {}))
+    return found
+
+
+def price_overrides(image, site_settings: SmiSiteSettings) -> pricing.PriceOverrides:
+    return pricing.PriceOverrides(
+        image=image_prices(image), collection=collection_prices(image, site_settings)
+    )
 
 
 # --- walking content -------------------------------------------------------------------
@@ -267,6 +366,19 @@ def sale_offer(image_id: int, page_id: int) -> SaleOffer | None:
         resolutions=resolutions,
         site_settings=settings_row,
     )
+
+
+def selling_offer_ref(image_id: int, page_id: int) -> OfferRef | None:
+    """Which offer a click on this image and page counts for, when the image is for sale
+    there and the site is selling; from the versioned cache (``offer_cache``) when warm."""
+
+    def look_up() -> OfferRef | None:
+        offer = sale_offer(image_id, page_id)
+        if offer is None or not offer.settings().enabled:
+            return None
+        return offer.ref()
+
+    return offer_cache.remember(("ref", image_id, page_id), look_up)
 
 
 def site_for_page(page) -> tuple[Any, SmiSiteSettings] | None:

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import links
 from .conf import smi_settings
+from .licensing import order_licence
 from .models import EventCode, SmiSiteSettings
 from .pricing import format_price, quote_all
 from .upscalers import within_upscaler_limits
@@ -75,6 +76,8 @@ def _base_context(job) -> dict:
         "support_email": _support_email(job),
         "order_url": links.order_url(job),
         "amount": format_price(job.amount_cents, job.currency),
+        # The licence as bought (None for an order from before licences).
+        "licence": order_licence(job),
     }
 
 

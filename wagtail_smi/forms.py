@@ -129,5 +129,9 @@ class CheckoutForm(OfferForm):
     """``create-checkout``."""
 
     resolution = TextField(max_length=16)
+    # A licence's key; empty: the site's default licence.
+    licence = TextField(max_length=32, required=False)
     email = EmailField()
     terms_accepted = FlagField()
+    # The buyer asks for immediate delivery, waiving the EU right of withdrawal.
+    waive_withdrawal = FlagField()

@@ -15,11 +15,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import catalog, links, operations, pricing, progress
+from . import catalog, licensing, links, operations, pricing, progress, rendering
 from .api import job_status_json
 from .conf import smi_settings
 from .forms import EmailField
 from .http import page, rate_limited_page
+from .licensing import order_licence
 from .models import JobStatus, PurchaseJob
 from .models.states import UNPAID
 from .operations.clicks import record_page_view
@@ -85,17 +86,13 @@ def purchase_page(request, image_id: int):
         checkout_url, errors, status = _start_checkout(request, offer, email)
         if checkout_url is not None:
             return redirect(checkout_url)
-    selected = request.POST.get("resolution") if request.method == "POST" else None
-    if selected is None:
-        selected = _default_resolution(quotes)
-    options = [
-        {
-            "quote": quote,
-            "price_display": pricing.format_price(quote.price_cents, quote.currency),
-            "selected": key == selected,
-        }
-        for key, quote in quotes.items()
-    ]
+    posted = request.POST if request.method == "POST" else {}
+    selected = posted.get("resolution") or _default_resolution(quotes)
+    licences = offer.licences()
+    licence_key = posted.get("licence") or offer.default_licence_key()
+    if not any(licence.key == licence_key for licence in licences):
+        licence_key = offer.default_licence_key()
+    site_settings = offer.settings()
     return page(
         request,
         "wagtail_smi/storefront/purchase.html",
@@ -103,15 +100,70 @@ def purchase_page(request, image_id: int):
             "offer": offer,
             "image": offer.image,
             "rendition": offer.image.get_rendition("max-800x600"),
-            "options": options,
+            "options": _purchase_options(offer, quotes, selected, licences, licence_key),
+            "licences": _licence_choices(offer, licences, licence_key),
             "currency": currency,
             "email": email,
             "errors": errors,
-            "terms_url": offer.settings().terms_url,
+            "terms_url": site_settings.terms_url,
+            "waiver_required": site_settings.require_withdrawal_waiver,
+            "waiver_text": licensing.withdrawal_waiver_text(),
+            "waived": posted.get("waive_withdrawal") in {"1", "on", "true"},
             "page_url": offer.page.relative_url(offer.site) or "/",
         },
         status=status,
     )
+
+
+def _purchase_options(offer, quotes, selected: str, licences, licence_key: str) -> list[dict]:
+    """Each resolution as the dialog shows it: the price with the licence chosen (the
+    default one until the buyer picks another), the price with every other licence (the
+    page cannot update itself), and the file it delivers."""
+    options = []
+    for key, quote in quotes.items():
+        price = quote.price_for(licence_key)
+        options.append(
+            {
+                "quote": quote,
+                "price_cents": quote.price_cents if price is None else price,
+                "price_display": pricing.format_price(
+                    quote.price_cents if price is None else price, quote.currency
+                ),
+                "licence_prices": [
+                    {
+                        "name": licence.name,
+                        "price_display": pricing.format_price(
+                            quote.licence_prices[licence.key], quote.currency
+                        ),
+                    }
+                    for licence in licences
+                    if licence.key in quote.licence_prices
+                ]
+                if len(licences) > 1
+                else [],
+                "file": rendering.deliverable(offer.image, quote.output_width, quote.output_height),
+                "selected": key == selected,
+            }
+        )
+    return options
+
+
+def _licence_choices(offer, licences, chosen: str) -> list[dict]:
+    site_settings = offer.settings()
+    return [
+        {
+            "key": licence.key,
+            "name": licence.name,
+            "summary": licence.summary,
+            "terms_url": licence.terms_url,
+            # The site's own rich text, written in the admin.
+            "terms_html": ""
+            if licence.terms_url
+            else site_settings.licence_terms_html(licence.key),
+            "checked": licence.key == chosen,
+        }
+        for licence in licences
+    ]
 
 
 def _offer_or_404(image_id, page_id: int) -> catalog.SaleOffer:
@@ -136,8 +188,10 @@ def _start_checkout(request, offer, email: str) -> tuple[str | None, list[str], 
         job = operations.start_checkout(
             offer=offer,
             resolution_key=request.POST.get("resolution") or "",
+            licence_key=(request.POST.get("licence") or "").strip()[:32],
             email=_email(email),
             terms_accepted=request.POST.get("terms_accepted") in {"1", "on", "true"},
+            withdrawal_waived=request.POST.get("waive_withdrawal") in {"1", "on", "true"},
         )
     except ValidationError as exc:
         return None, list(exc.messages), 400
@@ -177,6 +231,8 @@ def order_status(request, job_id):
             "stage_table": progress.stages_for_script(),
             "rendition": _rendition(job, "max-800x600"),
             "price_display": pricing.format_price(job.amount_cents, job.currency),
+            # The licence as bought, whatever became of it since (None before licences).
+            "licence": order_licence(job),
             "status_api_url": links.job_status_path(job),
             "download_url": status_json.get("download_url"),
             "expires_at": job.token_expires_at if status_json.get("download_url") else None,

@@ -10,15 +10,20 @@ request (and cached between requests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Q
+from django.utils.formats import number_format
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model
 
 from . import links
-from .models import ImageForSale, SmiSiteSettings
+from .models import SaleListing, SmiSiteSettings
+from .models.catalog import raster_format
 
 # Rendition filters used for the responsive image; `SRCSET_WIDTHS[1]` is the fallback src.
 SRCSET_WIDTHS = (400, 800, 1200)
@@ -131,6 +136,15 @@ class Button:
     src: str
     width: int
     height: int
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        """The accessible name: a page of six buttons reads as six different images
+        ("Buy high-res: Lake at dusk"), and still starts with the words on screen."""
+        if not self.title:
+            return self.text
+        return gettext("%(action)s: %(title)s") % {"action": self.text, "title": self.title}
 
 
 def button_for(request, image, page_id, *, rendition=None) -> Button | None:
@@ -152,6 +166,7 @@ def button_for(request, image, page_id, *, rendition=None) -> Button | None:
         src=rendition.url,
         width=image.width,
         height=image.height,
+        title=image.title or "",
     )
 
 
@@ -171,6 +186,113 @@ def image_context(request, image, page_id, *, for_sale: bool = True) -> dict[str
     return context
 
 
+# --- what the buyer gets: file format, approximate size, print size --------------------------
+
+PRINT_DPI = 300
+CM_PER_INCH = Decimal("2.54")
+# What one output megapixel of an upscaled photograph typically weighs, by format: JPEG and
+# WebP as the backends write them (quality 92), PNG in 24-bit colour. Real files vary with
+# the picture (a clear sky compresses far better than foliage), hence "about".
+BYTES_PER_MEGAPIXEL = {"JPEG": 400_000, "WebP": 300_000, "PNG": 1_800_000}
+FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".webp": "WebP"}
+
+
+@dataclass(frozen=True)
+class Deliverable:
+    """The file a resolution delivers, as the purchase dialog and page describe it."""
+
+    format: str
+    output_width: int
+    output_height: int
+    approx_bytes: int
+
+    def print_size(self, unit: str = "in") -> tuple[Decimal, Decimal]:
+        """Width and height of a print at ``PRINT_DPI``, to a tenth of an inch or cm."""
+        scale = Decimal(1) if unit == "in" else CM_PER_INCH
+        return tuple(  # type: ignore[return-value]
+            (Decimal(pixels) / PRINT_DPI * scale).quantize(Decimal("0.1"), ROUND_HALF_UP)
+            for pixels in (self.output_width, self.output_height)
+        )
+
+    @property
+    def print_display(self) -> str:
+        (w_in, h_in), (w_cm, h_cm) = self.print_size("in"), self.print_size("cm")
+        return gettext(
+            "Prints at %(w_in)s × %(h_in)s in (%(w_cm)s × %(h_cm)s cm) at %(dpi)s dpi"
+        ) % {
+            "w_in": number_format(w_in, 1),
+            "h_in": number_format(h_in, 1),
+            "w_cm": number_format(w_cm, 1),
+            "h_cm": number_format(h_cm, 1),
+            "dpi": PRINT_DPI,
+        }
+
+    @property
+    def size_display(self) -> str:
+        """ "about 6.4 MB": tenths below 10 MB, whole megabytes above, in decimal units
+        (as cameras and operating systems count them)."""
+        megabytes = Decimal(self.approx_bytes) / 1_000_000
+        if megabytes < 1:
+            kilobytes = max(1, int((megabytes * 1000).quantize(Decimal(1), ROUND_HALF_UP)))
+            return gettext("about %(size)s KB") % {"size": number_format(kilobytes)}
+        places = 1 if megabytes < 10 else 0
+        rounded = megabytes.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+        return gettext("about %(size)s MB") % {
+            "size": number_format(rounded, places, force_grouping=True)
+        }
+
+    @property
+    def file_display(self) -> str:
+        return gettext("%(format)s file, %(size)s") % {
+            "format": self.format,
+            "size": self.size_display,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        (w_in, h_in), (w_cm, h_cm) = self.print_size("in"), self.print_size("cm")
+        return {
+            "format": self.format,
+            "approx_bytes": self.approx_bytes,
+            "print": {
+                "dpi": PRINT_DPI,
+                "width_in": float(w_in),
+                "height_in": float(h_in),
+                "width_cm": float(w_cm),
+                "height_cm": float(h_cm),
+            },
+            "print_display": self.print_display,
+            "file_display": self.file_display,
+        }
+
+
+def delivered_format(image, output_width: int, output_height: int) -> str:
+    """The format the file is delivered in: the original's as the upscalers keep it
+    (JPEG stays JPEG, PNG stays PNG, WebP stays WebP while WebP can hold the size), anything
+    else becomes PNG (``upscalers.local.result_suffix``, which the worker backends use)."""
+    # Not at import time: the upscalers read the settings, and this module loads with models.
+    from .upscalers import get_upscaler
+    from .upscalers.local import result_suffix
+
+    source = raster_format(getattr(getattr(image, "file", None), "name", "")) or "PNG"
+    budget = getattr(get_upscaler(), "memory_budget_bytes", None)
+    suffix = result_suffix(source, "RGB", (output_width, output_height), budget)
+    return FORMAT_NAMES[suffix]
+
+
+def deliverable(image, output_width: int, output_height: int) -> Deliverable:
+    """What a resolution delivers: format, approximate size, print size. The size is an
+    estimate (output megapixels × ``BYTES_PER_MEGAPIXEL`` of the format): nothing is
+    upscaled to answer."""
+    fmt = delivered_format(image, output_width, output_height)
+    pixels = output_width * output_height
+    return Deliverable(
+        format=fmt,
+        output_width=output_width,
+        output_height=output_height,
+        approx_bytes=pixels * BYTES_PER_MEGAPIXEL[fmt] // 1_000_000,
+    )
+
+
 def claim_assets(request) -> bool:
     """True the first time in a request: the modal's CSS and JS go out once per page."""
     if request is None:
@@ -181,11 +303,22 @@ def claim_assets(request) -> bool:
     return True
 
 
+def for_sale_q() -> Q:
+    """Images for sale, as a filter on the image model: on sale site-wide (sold on every
+    live page that shows them, in any block, chooser field or rich text), or offered by a
+    for-sale block on a live page (``SaleListing``). The library's badge, its filter, the
+    chooser and the image's Sales panel all use this one definition."""
+    via_block = SaleListing.objects.filter(via_block=True, page__live=True).values("image_id")
+    return Q(smi_for_sale__isnull=False) | Q(pk__in=via_block)
+
+
 def on_sale_ids(request) -> frozenset[int]:
-    """Ids of the images on sale site-wide, once per request (for listing badges)."""
+    """Ids of the images for sale (``for_sale_q``), once per request (for badges)."""
     cached = getattr(request, "_smi_on_sale_ids", None) if request is not None else None
     if cached is None:
-        cached = frozenset(ImageForSale.objects.values_list("image_id", flat=True))
+        cached = frozenset(
+            get_image_model().objects.filter(for_sale_q()).values_list("pk", flat=True)
+        )
         if request is not None:
             request._smi_on_sale_ids = cached
     return cached

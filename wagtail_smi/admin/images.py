@@ -4,9 +4,13 @@ Imported by ``wagtail_hooks`` (the admin's table of contents). What it registers
 
 - bulk actions "Put on sale" / "Take off sale" in the image listing (``ImageForSale`` rows);
 - a "For sale" filter in the image listing and ``?smi_for_sale=1`` in the image chooser;
-- a badge in the listing and chooser (templates ``wagtailimages/images/results_image.html``,
-  ``wagtailimages/images/title_column_cell.html`` and ``wagtailimages/chooser/title_column_cell.html``
+- a badge in the listing and chooser, grid and list views alike (templates
+  ``wagtailimages/images/results_image.html``, ``wagtailimages/images/title_column_cell.html``,
+  ``wagtailimages/chooser/results.html`` and ``wagtailimages/chooser/title_column_cell.html``
   use ``{% smi_sale_badge image %}``, see ``rendering.sale_badge``).
+
+"For sale" has one meaning for the badge and the filter (``rendering.for_sale_q``): on
+sale site-wide, or offered by a sellable image block on a live page.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from wagtail import hooks
 from wagtail.images.views.bulk_actions.image_bulk_action import ImageBulkAction
 from wagtail.images.views.images import ImagesFilterSet
 
+from .. import offer_cache
 from ..models import ImageForSale
+from ..rendering import for_sale_q
 
 # --- bulk actions --------------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class PutOnSaleBulkAction(_SaleBulkAction):
             ],
             ignore_conflicts=True,
         )
+        offer_cache.invalidate()  # bulk_create sends no signal
         return len(objects), 0
 
     def get_success_message(self, num_parent_objects, num_child_objects):
@@ -110,10 +117,12 @@ FOR_SALE_CHOICES = [("1", _("For sale only")), ("0", _("Not for sale"))]
 
 
 def _filter_for_sale(queryset, name, value):
+    """The badge's definition (``rendering.for_sale_q``): on sale site-wide, or offered
+    by a sellable image block on a live page."""
     if value == "1":
-        return queryset.filter(smi_for_sale__isnull=False)
+        return queryset.filter(for_sale_q())
     if value == "0":
-        return queryset.filter(smi_for_sale__isnull=True)
+        return queryset.exclude(for_sale_q())
     return queryset
 
 

@@ -30,6 +30,7 @@ from wagtail.snippets.views import snippets
 from .. import analytics, timeline
 from ..analytics import Column as ExportColumn
 from ..conf import smi_settings
+from ..licensing import order_licence
 from ..models import EventCode, JobStatus, PurchaseJob
 from ..permissions import VIEW_ACTIONS, user_can_act_on_orders, user_can_view_orders
 from ..pricing import format_price
@@ -88,6 +89,10 @@ ORDER_EXPORT_COLUMNS = [
     ExportColumn("page_ref", _("Page id"), "count"),
     ExportColumn("resolution", _("Resolution")),
     ExportColumn("output_size", _("Output size (pixels)")),
+    # The licence as bought (empty for orders from before licences).
+    ExportColumn("licence", _("Licence")),
+    ExportColumn("licence_version", _("Licence version")),
+    ExportColumn("licence_key", _("Licence key")),
     ExportColumn("currency", _("Currency")),
     ExportColumn("amount", _("Price"), "money"),
     ExportColumn("discount", _("Discount"), "money"),
@@ -98,6 +103,7 @@ ORDER_EXPORT_COLUMNS = [
     ExportColumn("refund_reason", _("Refund reason")),
     ExportColumn("checkout_session_id", _("Checkout session id")),
     ExportColumn("payment_intent_id", _("Payment intent id")),
+    ExportColumn("withdrawal_waived_at", _("Withdrawal right waived at"), "datetime"),
     ExportColumn("paid_at", _("Paid at"), "datetime"),
     ExportColumn("completed_at", _("Completed at"), "datetime"),
     ExportColumn("refunded_at", _("Refunded at"), "datetime"),
@@ -116,6 +122,9 @@ def order_export_row(job: PurchaseJob) -> dict:
         "page_ref": job.page_ref,
         "resolution": job.resolution,
         "output_size": f"{job.output_width} × {job.output_height}",
+        "licence": job.licence_name,
+        "licence_version": job.licence_version,
+        "licence_key": job.licence_key,
         "currency": job.currency,
         "amount": job.amount_cents,
         "discount": job.discount_cents,
@@ -126,6 +135,7 @@ def order_export_row(job: PurchaseJob) -> dict:
         "refund_reason": job.refund_reason,
         "checkout_session_id": job.checkout_session_id,
         "payment_intent_id": job.payment_intent_id,
+        "withdrawal_waived_at": job.withdrawal_waived_at,
         "paid_at": job.paid_at,
         "completed_at": job.completed_at,
         "refunded_at": job.refunded_at,
@@ -358,8 +368,22 @@ class OrderInspectView(snippets.InspectView):
             refundable_display=format_price(job.refundable_cents, job.currency),
             status_tone=job.state.tone,
             actions=self.actions,
+            licence=order_licence(job),
+            withdrawal_waived_display=timeline.format_moment(job.withdrawal_waived_at)
+            if job.withdrawal_waived_at
+            else "",
+            rights_missing=self.rights_missing(),
         )
         return context
+
+    def rights_missing(self) -> bool:
+        """Whether the file delivered last went out without its rights in its metadata."""
+        last = (
+            self.object.events.filter(code__in=(EventCode.DELIVERED, EventCode.REDELIVERED))
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        return bool(last and last.data.get("rights_metadata") is False)
 
 
 #: Events a payment provider's dashboard shows: linked to the payment there.
@@ -423,6 +447,11 @@ class OrderViewSet(snippets.SnippetViewSet):
         "page_title",
         "page_ref",
         "resolution",
+        "licence_key",
+        "licence_name",
+        "licence_version",
+        "licence_summary",
+        "licence_terms_url",
         "original_width",
         "original_height",
         "output_width",
@@ -455,6 +484,7 @@ class OrderViewSet(snippets.SnippetViewSet):
         "refund_reason",
         "refund_id",
         "terms_accepted_at",
+        "withdrawal_waived_at",
         "locale",
         "created_at",
         "paid_at",

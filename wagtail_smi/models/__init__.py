@@ -3,7 +3,7 @@ analytics (clicks), webhooks (processed provider events), settings (site pricing
 health (when the periodic tasks last ran)."""
 
 from .analytics import ImageClick
-from .catalog import ImageForSale, SaleListing
+from .catalog import ImageForSale, ImagePrice, SaleListing
 from .health import Heartbeat
 from .jobs import DownloadEvent, EventCode, JobEvent, PurchaseJob
 from .refunds import RefundRequest
@@ -17,6 +17,7 @@ __all__ = [
     "Heartbeat",
     "ImageClick",
     "ImageForSale",
+    "ImagePrice",
     "JobEvent",
     "JobStatus",
     "ProcessedWebhookEvent",

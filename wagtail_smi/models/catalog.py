@@ -65,6 +65,31 @@ class ImageForSale(models.Model):
         return f"image {self.image_id}"
 
 
+class ImagePrice(models.Model):
+    """A price an admin set for one image at one resolution (minor units of the selling
+    site's currency). It wins over the image's collection and the site's strategy
+    (``pricing.PriceOverrides``); the image's licence tiers still apply on top."""
+
+    image = models.ForeignKey(
+        get_image_model_string(), on_delete=models.CASCADE, related_name="smi_prices"
+    )
+    resolution = models.CharField(_("resolution"), max_length=16)
+    price_cents = models.PositiveIntegerField(_("price (minor units)"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("image price")
+        verbose_name_plural = _("image prices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "resolution"], name="smi_image_price_resolution"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} at {self.resolution}: {self.price_cents}"
+
+
 # --- what can be sold ------------------------------------------------------------------------
 
 # Formats Pillow can open that hold a drawing or a document rather than pixels.

@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
@@ -64,6 +65,14 @@ class PurchaseJob(models.Model):
     original_height = models.PositiveIntegerField(_("original height"))
     output_width = models.PositiveIntegerField(_("output width"))
     output_height = models.PositiveIntegerField(_("output height"))
+    # The licence bought, as it read at checkout: editing the licence later changes nothing
+    # here (``models.settings.SmiSiteSettings.licence_snapshot``).
+    licence_key = models.CharField(_("licence"), max_length=32, blank=True, db_index=True)
+    licence_name = models.CharField(_("licence name"), max_length=128, blank=True)
+    licence_version = models.CharField(_("licence version"), max_length=32, blank=True)
+    licence_summary = models.CharField(_("licence summary"), max_length=255, blank=True)
+    licence_terms = models.TextField(_("licence terms (as accepted)"), blank=True)
+    licence_terms_url = models.URLField(_("licence terms URL"), max_length=2048, blank=True)
 
     # Money: integer minor units and a lowercase ISO currency code.
     amount_cents = models.PositiveIntegerField(_("amount (minor units)"))
@@ -76,6 +85,10 @@ class PurchaseJob(models.Model):
     # Customer.
     email = models.EmailField(_("customer email"), blank=True, db_index=True)
     terms_accepted_at = models.DateTimeField(_("terms accepted at"), null=True, blank=True)
+    # The buyer asked for immediate delivery and so waived the EU right of withdrawal.
+    withdrawal_waived_at = models.DateTimeField(
+        _("right of withdrawal waived at"), null=True, blank=True
+    )
     locale = models.CharField(_("language"), max_length=16, blank=True)
     # At most one "payment failed" email per order.
     payment_failed_emailed_at = models.DateTimeField(
@@ -190,6 +203,19 @@ class PurchaseJob(models.Model):
     @property
     def short_id(self) -> str:
         return str(self.id)[:8]
+
+    @property
+    def licence_display(self) -> str:
+        """The licence bought, as customers and admins read it ("Commercial use, version
+        2"); "" for an order from before licences."""
+        if not self.licence_name:
+            return ""
+        if not self.licence_version:
+            return self.licence_name
+        return gettext("%(name)s, version %(version)s") % {
+            "name": self.licence_name,
+            "version": self.licence_version,
+        }
 
     # Secrets derived from the job id (see ``wagtail_smi.tokens``): nothing to store.
     @property

@@ -13,6 +13,7 @@ is easy to guess, and the order's key travels with the answer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -53,8 +54,10 @@ def start_checkout(
     *,
     offer: SaleOffer,
     resolution_key: str,
+    licence_key: str = "",
     email: str = "",
     terms_accepted: bool = False,
+    withdrawal_waived: bool = False,
     browser: str = "",
 ) -> PurchaseJob:
     """Create the order (``awaiting_payment``) and the provider's checkout session, or give
@@ -63,8 +66,13 @@ def start_checkout(
     ``browser`` is a secret only the buyer's browser holds (the API passes its CSRF
     cookie's secret); without one, no order is reused.
 
+    ``licence_key`` picks the licence (the site's default when empty); the order keeps a
+    snapshot of it, and is charged the quote's price for that resolution and licence.
+
     Raises ``InvalidInput`` for an image that cannot be sold (``image_not_offered``), a
-    resolution not on offer or unavailable, or for terms not accepted;
+    resolution not on offer or unavailable, a licence the site does not sell with it
+    (``unknown_licence``, ``licence_unavailable``), terms not accepted, or the withdrawal
+    waiver not given where the site asks for it (``withdrawal_waiver_required``);
     ``CheckoutUnavailable`` when the provider fails, leaving the order awaiting payment
     with ``last_error`` so the admin sees what happened.
     """
@@ -82,22 +90,35 @@ def start_checkout(
         )
     if not chosen.available:
         raise InvalidInput(chosen.reason, code="resolution_unavailable", field="resolution")
+    licence_key = licence_key or offer.default_licence_key()
+    price_cents = _licence_price(offer, chosen, licence_key)
     if site_settings.terms_url and not terms_accepted:
         raise InvalidInput(
             _("Please accept the terms to continue."), code="terms_required", field="terms_accepted"
         )
+    if site_settings.require_withdrawal_waiver and not withdrawal_waived:
+        raise InvalidInput(
+            _(
+                "Please confirm that you want the image delivered immediately, waiving your "
+                "right of withdrawal."
+            ),
+            code="withdrawal_waiver_required",
+            field="waive_withdrawal",
+        )
+    purchase = Purchase(
+        quote=chosen,
+        currency=currency,
+        price_cents=price_cents,
+        licence=site_settings.licence_snapshot(licence_key),
+        withdrawal_waived=withdrawal_waived and site_settings.require_withdrawal_waiver,
+    )
 
     reference = browser_ref(browser)
     with transaction.atomic():
-        job = _open_order(offer, chosen, currency, email or "", reference)
+        job = _open_order(offer, purchase, email or "", reference)
         if job is None:
             job = _create_order(
-                offer,
-                chosen,
-                currency,
-                email=email,
-                terms_accepted=terms_accepted,
-                reference=reference,
+                offer, purchase, email=email, terms_accepted=terms_accepted, reference=reference
             )
         else:
             workflow.record_event(
@@ -111,16 +132,47 @@ def start_checkout(
     return _open_checkout(job)
 
 
+@dataclass(frozen=True)
+class Purchase:
+    """What the buyer is about to pay for: the quote, the licence's price and snapshot."""
+
+    quote: pricing.Quote
+    currency: str
+    price_cents: int
+    licence: dict[str, str]
+    withdrawal_waived: bool = False
+
+
+def _licence_price(offer: SaleOffer, chosen: pricing.Quote, licence_key: str) -> int:
+    """The quote's price with this licence; ``InvalidInput`` naming ``licence`` when the
+    site has no such licence or does not sell it with this resolution."""
+    if not any(licence.key == licence_key for licence in offer.licences()):
+        raise InvalidInput(
+            _("This licence is not offered: choose one of the licences shown."),
+            code="unknown_licence",
+            field="licence",
+        )
+    price = chosen.price_for(licence_key)
+    if price is None:
+        raise InvalidInput(
+            _("This licence is not offered with this resolution."),
+            code="licence_unavailable",
+            field="licence",
+        )
+    return price
+
+
 def _create_order(
     offer: SaleOffer,
-    chosen: pricing.Quote,
-    currency: str,
+    purchase: Purchase,
     *,
     email: str,
     terms_accepted: bool,
     reference: str,
 ) -> PurchaseJob:
     image, page = offer.image, offer.page
+    chosen, currency = purchase.quote, purchase.currency
+    now = timezone.now()
     with transaction.atomic():  # the order and its first event, together
         job = PurchaseJob.objects.create(
             site=offer.site,
@@ -136,12 +188,14 @@ def _create_order(
             original_height=image.height,
             output_width=chosen.output_width,
             output_height=chosen.output_height,
-            amount_cents=chosen.price_cents,
+            amount_cents=purchase.price_cents,
             currency=currency,
             credits=chosen.credits,
             upscale_cost_cents=chosen.cost_cents,
+            **purchase.licence,
             email=email or "",
-            terms_accepted_at=timezone.now() if terms_accepted else None,
+            terms_accepted_at=now if terms_accepted else None,
+            withdrawal_waived_at=now if purchase.withdrawal_waived else None,
             locale=(translation.get_language() or "")[:16],
             cancel_url=links.page_url(page, offer.site),
             browser_ref=reference,
@@ -149,13 +203,18 @@ def _create_order(
         workflow.record_event(
             job,
             EventCode.CHECKOUT_STARTED,
-            {"resolution": chosen.key, "amount_cents": chosen.price_cents, "currency": currency},
+            {
+                "resolution": chosen.key,
+                "licence": purchase.licence["licence_key"],
+                "amount_cents": purchase.price_cents,
+                "currency": currency,
+            },
         )
     return job
 
 
 def _open_order(
-    offer: SaleOffer, chosen: pricing.Quote, currency: str, email: str, reference: str
+    offer: SaleOffer, purchase: Purchase, email: str, reference: str
 ) -> PurchaseJob | None:
     """This browser's unpaid order for the same thing at the same price, started within
     ``CHECKOUT_REUSE_MINUTES`` and whose checkout can still be paid. Call it inside a
@@ -175,10 +234,13 @@ def _open_order(
             browser_ref=reference,
             image_ref=offer.image.pk,
             page_ref=offer.page.pk,
-            resolution=chosen.key,
+            resolution=purchase.quote.key,
+            licence_key=purchase.licence["licence_key"],
+            licence_version=purchase.licence["licence_version"],
             email=email,
-            amount_cents=chosen.price_cents,
-            currency=currency,
+            amount_cents=purchase.price_cents,
+            currency=purchase.currency,
+            withdrawal_waived_at__isnull=not purchase.withdrawal_waived,
             created_at__gte=timezone.now() - timedelta(minutes=minutes),
             # A payment on its way, or one that failed, has used the checkout up.
             payment_intent_id="",

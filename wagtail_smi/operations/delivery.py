@@ -21,9 +21,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
-from .. import emails, storage, tokens
+from .. import emails, metadata, storage, tokens
 from ..conf import smi_settings
-from ..fetching import ResultRejected
+from ..fetching import ResultRejected, validate_result
 from ..models import EventCode, JobEvent, JobStatus, PurchaseJob, SmiSiteSettings
 from ..progress import fresh_link_possible
 from ..upscalers import UpscalerError
@@ -81,11 +81,23 @@ def install_result(
     replayed callback or a re-run task never delivers or emails twice. An order not yet
     completed is moved to completed; a completed one gets the new file in place. The file
     it replaces is deleted, and the link emailed, once the change has committed.
+
+    What is stored is a copy carrying the order's rights in its metadata (``metadata``);
+    when they cannot be written, the result as it came, and the delivery's event says so
+    (``rights_metadata: false``).
     """
     job = PurchaseJob.objects.select_related("site").get(pk=job_id)
     if job.status not in from_states:
         return None
-    name, size, content_type = storage.store_result(job, path)
+    delivered_file = with_rights(job, path)
+    try:
+        name, size, content_type = storage.store_result(job, delivered_file)
+    finally:
+        if delivered_file != path:
+            delivered_file.unlink(missing_ok=True)
+    event_data = {"size_bytes": size}
+    if delivered_file == path:
+        event_data["rights_metadata"] = False
     with locked_job(job_id) as current:
         if current.status not in from_states:
             storage.delete_stored_file(name)
@@ -103,13 +115,13 @@ def install_result(
         old_path = current.result_path
         if current.status == S.COMPLETED:
             current = update_job(current, **fields)
-            record_event(current, code, {"size_bytes": size}, actor=actor)
+            record_event(current, code, event_data, actor=actor)
         else:
             current = transition(
                 current,
                 S.COMPLETED,
                 code=code,
-                data={"size_bytes": size},
+                data=event_data,
                 actor=actor,
                 only_from=from_states,
                 **fields,
@@ -119,6 +131,24 @@ def install_result(
         delivered = current
         after_commit(lambda: send_ready_email(delivered.pk, token))
     return current
+
+
+def with_rights(job: PurchaseJob, path: Path) -> Path:
+    """The validated result with the order's rights in its metadata (a new file beside it,
+    checked again as a result of the ordered size), or ``path`` itself when they cannot
+    be written: the customer paid for the image, and gets it either way; the log and the
+    order's event tell the admins."""
+    try:
+        stamped = metadata.stamped_copy(path, metadata.rights_for(job))
+    except Exception:
+        logger.exception("job %s: the licence could not be written into the file", job.pk)
+        return path
+    try:
+        return validate_result(stamped, job.output_width, job.output_height)
+    except Exception:
+        stamped.unlink(missing_ok=True)  # validate_result removes a copy it rejects
+        logger.exception("job %s: the file with its licence is no longer valid", job.pk)
+        return path
 
 
 def redeliver(job_id: JobId, *, actor: Actor = None) -> PurchaseJob:

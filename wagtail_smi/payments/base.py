@@ -133,13 +133,22 @@ class PaymentProvider:
 
 
 def line_item_name(job) -> str:
+    """What the buyer sees on the payment page: the resolution, and the licence bought."""
+    if job.licence_name:
+        return _("High-resolution image (%(resolution)s), licence: %(licence)s") % {
+            "resolution": job.resolution,
+            "licence": job.licence_display,
+        }
     return _("High-resolution image (%(resolution)s)") % {"resolution": job.resolution}
 
 
 def line_item_description(job) -> str:
-    return _("Upscaled from %(ow)s×%(oh)s to %(w)s×%(h)s pixels") % {
+    text = _("Upscaled from %(ow)s×%(oh)s to %(w)s×%(h)s pixels") % {
         "ow": job.original_width,
         "oh": job.original_height,
         "w": job.output_width,
         "h": job.output_height,
     }
+    if job.licence_summary:  # the name already says which licence: here, what it allows
+        text += f" · {job.licence_summary}"
+    return text

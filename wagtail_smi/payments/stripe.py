@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..conf import smi_settings
+from ..licensing import withdrawal_waiver_text
 from ..utils import absolute_url
 from .base import (
     CheckoutSession,
@@ -76,10 +77,8 @@ def checkout_expires_at(job) -> int:
 
 
 def consent_text() -> str:
-    return _(
-        "I ask for the high-resolution image to be delivered immediately and acknowledge "
-        "that I lose my right of withdrawal once the download is made available."
-    )
+    """Stripe's consent line: the same words as the site's own waiver checkbox."""
+    return withdrawal_waiver_text()
 
 
 class StripeProvider(PaymentProvider):

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from ..emails import format_expiry
+from ..pricing import minor_unit_exponent
 from ..rendering import claim_assets, image_context, sale_badge, storefront_settings
 
 register = template.Library()
@@ -24,6 +25,7 @@ register = template.Library()
 def modal_config(request) -> dict:
     """Endpoints, the site's terms URL and every string the modal shows, translated."""
     settings_row = storefront_settings(request)
+    currency = getattr(settings_row, "currency", "usd").lower()
     return {
         "endpoints": {
             "csrf": reverse("wagtail_smi:csrf_token"),
@@ -33,14 +35,26 @@ def modal_config(request) -> dict:
         },
         "termsUrl": getattr(settings_row, "terms_url", "") or "",
         "defaultResolution": "4x",
+        # Digits after the decimal point of the site's currency, for a price the server
+        # sent in minor units only.
+        "currencyDigits": {currency: minor_unit_exponent(currency)},
         "strings": {
             "title": _("Buy a high-resolution copy"),
             "intro": _("We upscale this image for you with AI and email you a download link."),
+            "original": _("Original: {w} × {h} pixels"),
             "close": _("Close"),
             "loading": _("Loading prices…"),
             "choose": _("Choose a resolution"),
             "becomes": _("{w}×{h} becomes {ow}×{oh}"),
             "unavailable": _("Unavailable"),
+            "chooseLicence": _("Choose a licence"),
+            "licenceOne": _("Licence: {name}"),
+            "licenceTerms": _("Read the terms of the {name} licence"),
+            "notWithLicence": _("Not sold with the {name} licence"),
+            "waiverRequired": _(
+                "Please confirm that you want the image delivered immediately, waiving your "
+                "right of withdrawal."
+            ),
             "email": _("Email for the download link (optional)"),
             "emailHelp": _("Leave it empty and the payment page will ask for it."),
             "terms": _("I accept the terms of sale"),
@@ -82,7 +96,8 @@ def sellable_image(context, image, page=None, caption="", for_sale=True):
 
 @register.simple_tag(takes_context=True)
 def smi_sale_badge(context, image):
-    """A "For sale" badge for admin listings when the image is on sale site-wide."""
+    """A "For sale" badge for admin listings when the image is for sale (on sale site-wide,
+    or offered by a sellable image block on a live page)."""
     return sale_badge(context.get("request"), image)
 
 

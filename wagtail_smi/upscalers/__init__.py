@@ -12,7 +12,7 @@ from dataclasses import replace
 from django.utils.module_loading import import_string
 
 from ..conf import smi_settings
-from ..pricing import PricingRules
+from ..pricing import COST_BY_CREDITS, COST_BY_MEGAPIXELS, PricingRules
 from .base import (
     FAILED,
     IN_PROGRESS,
@@ -60,6 +60,25 @@ def within_upscaler_limits(rules: PricingRules) -> PricingRules:
     return replace(rules, max_output_megapixels=max(capacity, 0))
 
 
+def with_upscaler_costs(rules: PricingRules) -> PricingRules:
+    """The rules with the configured upscaler's way of costing a copy, for margins: its
+    credits (Upsampler), or its output megapixels at the site's cost per megapixel, else
+    the backend's own (``OPTIONS["COST_PER_MEGAPIXEL"]``, 0 for Pillow)."""
+    upscaler = get_upscaler()
+    if upscaler.cost_basis == COST_BY_CREDITS:
+        return replace(rules, cost_basis=COST_BY_CREDITS)
+    per_megapixel = rules.cost_per_megapixel
+    if per_megapixel is None:
+        per_megapixel = upscaler.cost_per_megapixel
+    return replace(rules, cost_basis=COST_BY_MEGAPIXELS, cost_per_megapixel=per_megapixel)
+
+
+def for_upscaler(rules: PricingRules) -> PricingRules:
+    """The site's rules as the configured upscaler changes them: its size limits and its
+    costs. Every quote goes through this."""
+    return with_upscaler_costs(within_upscaler_limits(rules))
+
+
 __all__ = [
     "FAILED",
     "IN_PROGRESS",
@@ -72,6 +91,8 @@ __all__ = [
     "SubmitResult",
     "UpscaleRequest",
     "UpscalerError",
+    "for_upscaler",
     "get_upscaler",
+    "with_upscaler_costs",
     "within_upscaler_limits",
 ]

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
+from ..pricing import COST_BY_MEGAPIXELS
+
 # Statuses reported by ``status()`` (Upsampler's own names, SPEC §6).
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
@@ -113,9 +115,19 @@ class BaseUpscaler:
 
     name = ""
     synchronous = False
+    #: How a copy's cost is counted for margins: ``"megapixels"`` (a self-hosted backend,
+    #: at ``cost_per_megapixel``) or ``"credits"`` (a service billing credits).
+    cost_basis = COST_BY_MEGAPIXELS
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = dict(options or {})
+
+    @property
+    def cost_per_megapixel(self) -> Decimal:
+        """The shop's own cost of one output megapixel (electricity, machine time), in the
+        major unit of its currency: ``OPTIONS["COST_PER_MEGAPIXEL"]``, 0 by default. A
+        site setting overrides it (``SmiSiteSettings.cost_per_megapixel``)."""
+        return Decimal(str(self.options.get("COST_PER_MEGAPIXEL") or "0"))
 
     @property
     def max_output_megapixels(self) -> int | None:

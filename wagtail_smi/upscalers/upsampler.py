@@ -86,6 +86,8 @@ def source_url(request: UpscaleRequest, mode: str = "public") -> str:
 
 class UpsamplerUpscaler(BaseUpscaler):
     name = "upsampler"
+    # Upsampler bills credits: a copy costs its credits × the site's cost per credit.
+    cost_basis = "credits"
 
     @property
     def api_base(self) -> str:
