@@ -106,6 +106,10 @@ class FakeStripe:
         self.requests: list[dict[str, Any]] = []
         # "ok", "refuse" (the API answers an error) or "fail" (the refund ends failed).
         self.refund_mode = "ok"
+        # Failures answered to the next API requests, in order, before any is handled:
+        # an HTTP status (500, 429 with Stripe-Should-Retry as Stripe's lock timeouts) or
+        # a number of seconds (float) to wait before handling it (a slow answer).
+        self.fail_next: list[int | float] = []
         self.base_url = ""
 
     # Helpers used by tests ---------------------------------------------------------
@@ -728,6 +732,14 @@ class _Handler(BaseHTTPRequestHandler):
             )
             if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                 return self._send(401, StripeError(401, "Invalid API Key provided.").body())
+            failure = fake.fail_next.pop(0) if fake.fail_next else None
+            if isinstance(failure, int):
+                retry = {"Stripe-Should-Retry": "true"} if failure == 429 else None
+                error = StripeError(failure, "Injected failure.", type_="api_error")
+                return self._send(failure, error.body(), retry)
+        if isinstance(failure, float):
+            time.sleep(failure)  # outside the lock: other requests go on meanwhile
+        with fake.lock:
             if key and key in fake.idempotent:
                 status, body = fake.idempotent[key]
                 return self._send(status, body, {"Idempotent-Replayed": "true"})

@@ -203,7 +203,9 @@ def test_installing_a_result_twice_delivers_and_emails_once(
     )
     assert job.token_expires_at > timezone.now()
     assert codes(job) == ["delivered"]
-    assert stored_files(job) == ["lighthouse-4x.jpg"]
+    [stored] = stored_files(job)  # the second copy was removed again
+    assert stored == job.result_path.rsplit("/", 1)[1]
+    assert re.fullmatch(r"lighthouse-4x-[0-9a-f]{8}\.jpg", stored)
     [message] = mail.outbox
     assert tokens.hash_token(emailed_token(message)) == job.token_hash
 

@@ -101,7 +101,8 @@ def test_every_sweep_leaves_a_heartbeat():
     assert first >= before
     maintenance.sweep()
     assert Heartbeat.last(SWEEPER) >= first
-    assert Heartbeat.objects.count() == 1
+    # One row for the sweeper, however often it runs (others record reported violations).
+    assert Heartbeat.objects.filter(name=SWEEPER).count() == 1
 
 
 def heartbeat_warnings() -> list[checks.CheckMessage]:

@@ -8,7 +8,10 @@ the test sets before acting:
 - ``submit_error``: ``(http_status, message)`` answered to every submit (final errors);
 - ``submit_delay``: seconds to wait before answering a submit that was accepted (the job
   exists and counts): longer than the client's timeout, the answer is lost;
-- ``fail_next``: answer this many API requests with HTTP 503 first (retryable errors);
+- ``fail_next``: answer this many API requests with HTTP ``fail_status`` (503) first
+  (retryable errors: 500, 429...);
+- ``status_delay``: seconds to wait before answering a status request (a slow API: longer
+  than the client's timeout, it times out);
 - ``pending_polls``: status answers ``IN_PROGRESS`` this many times before ``SUCCESS``
   (``None``: never finishes, a slow upscaler);
 - ``status_failed``: status answers ``FAILED`` with an error;
@@ -17,6 +20,10 @@ the test sets before acting:
 - ``result_kind``: ``"image"`` (a real PNG of ``result_size``), ``"not_image"``,
   ``"wrong_size"``;
 - ``result_fail_next``: answer this many result downloads with HTTP 503 first;
+- ``result_cut_next``: send only the first half of this many result downloads (with the
+  full ``Content-Length``), then close the connection;
+- ``result_hold``: a ``threading.Event``; result downloads send their first half, then
+  wait for it before sending the rest (a download in progress, for as long as a test needs);
 - ``result_url``: replaces the ``imageUrl`` it reports (an attacker's, an http URL...);
 - ``callbacks``: when True the server POSTs the callback to the webhook as soon as a job
   finishes (use with a live server); the payloads are always kept in ``sent_callbacks``
@@ -47,12 +54,16 @@ class FakeUpsampler:
         self.submit_error: tuple[int, str] | None = None
         self.submit_delay = 0.0
         self.fail_next = 0
+        self.fail_status = 503
+        self.status_delay = 0.0
         self.pending_polls: int | None = 0
         self.status_failed = False
         self.status_answer: tuple[int, object] | None = None
         self.result_kind = "image"
         self.result_url: str | None = None
         self.result_fail_next = 0
+        self.result_cut_next = 0
+        self.result_hold: threading.Event | None = None
         self.callbacks = False
         self.credit_cost = 4
         self.jobs: dict[str, dict] = {}
@@ -188,7 +199,7 @@ class FakeUpsampler:
                     return False
                 if fake.fail_next > 0:
                     fake.fail_next -= 1
-                    self._json(503, {"error": "Service unavailable"})
+                    self._json(fake.fail_status, {"error": "Service unavailable"})
                     return False
                 return True
 
@@ -233,6 +244,8 @@ class FakeUpsampler:
                     if not self._api_guard():
                         return None
                     job_id = self.path.rsplit("/", 1)[-1]
+                    if fake.status_delay:
+                        time.sleep(fake.status_delay)
                     if fake.status_answer is not None:
                         return self._json(*fake.status_answer)
                     if job_id not in fake.jobs:
@@ -247,7 +260,21 @@ class FakeUpsampler:
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    cut = fake.result_cut_next > 0
+                    if cut:
+                        fake.result_cut_next -= 1
+                    if cut or fake.result_hold is not None:
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        if cut:
+                            self.close_connection = True
+                            return None
+                        fake.result_hold.wait()
+                        body = body[len(body) // 2 :]
+                    try:
+                        self.wfile.write(body)
+                    except OSError:  # the client is gone (a worker killed mid-download)
+                        pass
                     return None
                 return self._json(404, {"error": "Not found"})
 

@@ -29,7 +29,8 @@ from . import queue
 from .conf import smi_settings
 from .models import Heartbeat
 from .models.health import SWEEPER
-from .storage import private_storage
+from .storage import is_local as storage_is_local
+from .storage import private_storage, signing_problem
 from .upscalers import get_upscaler
 from .upscalers.realesrgan import RealEsrganUpscaler
 from .upscalers.upsampler import UpsamplerUpscaler
@@ -74,6 +75,57 @@ def check_private_storage(app_configs, **kwargs):
                 hint="Add a private storage (not served under MEDIA_URL) to STORAGES, "
                 'or point WAGTAIL_SMI["PRIVATE_STORAGE"] at one.',
                 id="wagtail_smi.E002",
+            )
+        ]
+    return []
+
+
+DOWNLOAD_SERVE_MODES = ("django", "redirect", "x-accel-redirect", "x-sendfile")
+
+
+def check_download_serving(app_configs, **kwargs):
+    """``DOWNLOAD_SERVE`` must suit the private storage: refused at start-up rather than
+    found out by a customer (the download would otherwise be counted, then fail)."""
+    mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
+    if mode not in DOWNLOAD_SERVE_MODES:
+        return [
+            checks.Error(
+                f'WAGTAIL_SMI["DOWNLOAD_SERVE"] is {mode!r}, not one of '
+                f"{', '.join(DOWNLOAD_SERVE_MODES)}.",
+                id="wagtail_smi.E020",
+            )
+        ]
+    if mode == "django" or smi_settings.PRIVATE_STORAGE not in getattr(settings, "STORAGES", {}):
+        return []
+    if mode == "x-sendfile" and not storage_is_local():
+        return [
+            checks.Error(
+                "X-Sendfile names a file on this machine, and the private storage keeps its "
+                "files elsewhere.",
+                hint='Use WAGTAIL_SMI["DOWNLOAD_SERVE"] = "redirect" (presigned URLs) or '
+                '"django" with object storage.',
+                id="wagtail_smi.E021",
+            )
+        ]
+    if mode == "redirect":
+        problem = signing_problem()
+        if problem:
+            return [
+                checks.Error(
+                    f"Downloads by presigned redirect need a storage that signs URLs: {problem}.",
+                    hint="Use django-storages' S3 storage with querystring_auth on and no "
+                    'custom_domain, or WAGTAIL_SMI["DOWNLOAD_SERVE"] = "django".',
+                    id="wagtail_smi.E022",
+                )
+            ]
+    if mode == "x-accel-redirect" and not storage_is_local():
+        return [
+            checks.Warning(
+                "X-Accel-Redirect hands downloads to nginx, and the private storage keeps its "
+                "files elsewhere: nginx must fetch them from there itself.",
+                hint="docs/deployment.md has the tested config for a local folder; with object "
+                'storage, "redirect" needs no nginx setup.',
+                id="wagtail_smi.W020",
             )
         ]
     return []
@@ -235,6 +287,7 @@ def register() -> None:
     """Called from ``AppConfig.ready()``."""
     checks.register(check_payment_backend, checks.Tags.security)
     checks.register(check_private_storage)
+    checks.register(check_download_serving)
     checks.register(check_stripe_configuration)
     checks.register(check_upscaler_configuration)
     checks.register(check_realesrgan_extension)
@@ -338,6 +391,7 @@ def doctor_findings(*, worker: bool = True) -> list[checks.CheckMessage]:
     for check in (
         check_payment_backend,
         check_private_storage,
+        check_download_serving,
         check_stripe_configuration,
         check_upscaler_configuration,
         check_realesrgan_extension,

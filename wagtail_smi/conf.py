@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     },
     # Cache alias used by the rate limiter.
     "RATE_LIMIT_CACHE": "default",
+    # Count clicks in Django's cache and write them in batches (``click_buffer``); False
+    # writes each click at once.
+    "BUFFER_CLICKS": True,
     # Who the client is (rate limits, download logs), when the site sits behind reverse
     # proxies. Forwarded headers are never trusted by default: REMOTE_ADDR is the client.
     # TRUSTED_PROXIES: how many proxies in front of the site append to X-Forwarded-For;
@@ -90,10 +93,19 @@ DEFAULTS: dict[str, Any] = {
     # Fetching results.
     "RESULT_MAX_BYTES": 300 * 1024 * 1024,
     "FETCH_TIMEOUT_SECONDS": 60,
-    # Downloads: None for unlimited; "django", "x-accel-redirect" or "x-sendfile".
+    # Downloads: None for unlimited.
     "DOWNLOAD_LIMIT": None,
+    # How a file that may be downloaded reaches the customer (docs/deployment.md):
+    # "django" streams it from private storage (any storage, ranges included);
+    # "redirect" answers 302 to a short-lived presigned URL of the storage (S3-compatible
+    # storage through django-storages, with query-string signing); "x-accel-redirect"
+    # (nginx) and "x-sendfile" (Apache, lighttpd) hand it to the web server in front.
+    # X-Sendfile needs a local folder (FileSystemStorage).
     "DOWNLOAD_SERVE": "django",
     "X_ACCEL_REDIRECT_PREFIX": "/smi-private/",
+    # How long a presigned URL of the "redirect" mode works, in seconds: long enough to
+    # start the download, short enough that a shared URL is useless soon after.
+    "DOWNLOAD_REDIRECT_SECONDS": 60,
     # A customer whose link expired can have a fresh one emailed (to the purchase email)
     # this many days after the expiry; the file is kept that long, then deleted by the
     # cleanup. 0: files are deleted as soon as their link expires, and no fresh link.

@@ -3,7 +3,8 @@ short-lived signed URL the upscaler fetches an original from.
 
 Who may download and what counts is the operations layer's (``operations.downloads``);
 this module speaks HTTP: ranges (206/416), HEAD, and handing the file to the web server
-with ``X-Accel-Redirect`` / ``X-Sendfile`` (``DOWNLOAD_SERVE``). A link that cannot be
+with ``X-Accel-Redirect`` / ``X-Sendfile`` or to the storage with a presigned redirect
+(``DOWNLOAD_SERVE``). A link that cannot be
 served answers a page in the site's layout saying what happened and what to do (an
 expired one offers a fresh link by email), with the same statuses as the JSON errors a
 client gets when it asks for JSON: 404 unknown, 410 expired/revoked/used up, 425 not ready.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+from urllib.parse import quote
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
@@ -202,7 +204,9 @@ def _ranged_body(handle, start: int, length: int):
 def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
     """Answer a download request for an order that passed ``check_downloadable``.
 
-    Every GET is logged, and counted unless it is a resume (see ``record_download``).
+    Every GET is logged, and counted unless it is a resume (see ``record_download``),
+    whichever way the bytes then travel (``DOWNLOAD_SERVE``): streamed from here, by the
+    web server in front, or by the storage behind a presigned URL.
     """
     files = storage.private_storage()
     name = job.result_path
@@ -220,23 +224,36 @@ def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
         response = json_error("range_not_satisfiable", _("Requested range not satisfiable."), 416)
         response["Content-Range"] = f"bytes */{size}"
         return response
-    if not head:
-        record_download(job, client=client, range_start=byte_range[0] if byte_range else None)
-
-    mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
-    if mode in {"x-accel-redirect", "x-sendfile"} and not head:
-        response = HttpResponse(content_type=content_type)
-        if mode == "x-accel-redirect":
-            response["X-Accel-Redirect"] = (
-                smi_settings.X_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + name
-            )
-        else:
-            response["X-Sendfile"] = files.path(name)
-        del response["Content-Length"]
-    elif head:
+    if head:
         response = HttpResponse(content_type=content_type)
         response["Content-Length"] = str(size)
-    elif byte_range is None:
+        return _download_headers(response, job)
+    record_download(job, client=client, range_start=byte_range[0] if byte_range else None)
+    mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
+    if mode == "redirect":
+        return _redirect(job, content_type)
+    if mode == "x-accel-redirect":
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = (
+            smi_settings.X_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + quote(name)
+        )
+        del response["Content-Length"]
+        return _download_headers(response, job)
+    if mode == "x-sendfile":
+        path = storage.local_path(name)
+        if path is not None:
+            response = HttpResponse(content_type=content_type)
+            response["X-Sendfile"] = path
+            del response["Content-Length"]
+            return _download_headers(response, job)
+        # wagtail_smi.E021 says so at start-up; the customer still gets the file.
+        logger.error("X-Sendfile needs a local private storage: job %s streamed", job.pk)
+    return _stream(files, name, content_type, size, byte_range, job)
+
+
+def _stream(files, name: str, content_type: str, size: int, byte_range, job) -> HttpResponse:
+    """The file itself, from any storage: whole, or the one range asked for (206)."""
+    if byte_range is None:
         response = FileResponse(files.open(name, "rb"), content_type=content_type)
         response["Content-Length"] = str(size)
     else:
@@ -248,6 +265,35 @@ def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
         )
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
+    return _download_headers(response, job)
+
+
+def _redirect(job: PurchaseJob, content_type: str) -> HttpResponse:
+    """302 to a presigned URL of the storage, which sends the bytes (ranges too) and names
+    the attachment. The redirect itself is never cached and sends no referrer, so the
+    signed URL neither outlives its seconds in a cache nor reaches another site."""
+    try:
+        url = storage.signed_download_url(
+            job.result_path,
+            filename=storage.download_filename(job),
+            content_type=content_type,
+            seconds=smi_settings.DOWNLOAD_REDIRECT_SECONDS,
+        )
+    except ValueError:
+        # wagtail_smi.E022 says so at start-up; streaming still works.
+        logger.error("DOWNLOAD_SERVE redirect: the private storage cannot sign URLs")
+        files = storage.private_storage()
+        size = files.size(job.result_path)
+        return _stream(files, job.result_path, content_type, size, None, job)
+    response = HttpResponse(status=302)
+    response["Location"] = url
+    del response["Content-Type"]
+    return _download_headers(response, job)
+
+
+def _download_headers(response: HttpResponse, job: PurchaseJob) -> HttpResponse:
+    """The headers every download answer carries (nginx drops them on X-Accel-Redirect:
+    the internal location sets them again, docs/deployment.md)."""
     response["Content-Disposition"] = f'attachment; filename="{storage.download_filename(job)}"'
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "no-store, private"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api, downloads, pages, webhooks
+from . import api, downloads, openapi, pages, webhooks
 
 app_name = "wagtail_smi"
 
@@ -13,6 +13,8 @@ urlpatterns = [
     path("smi/v1/track-click", api.track_click, name="track_click"),
     path("smi/v1/job-status/<str:job_id>", api.job_status, name="job_status"),
     path("smi/v1/csrf", api.csrf_token, name="csrf_token"),
+    # The OpenAPI 3.1 description of the routes above.
+    path("smi/v1/openapi.json", openapi.openapi_document, name="openapi"),
     # Server-rendered pages.
     path("smi/buy/<int:image_id>/", pages.purchase_page, name="purchase_page"),
     path("smi/orders/<uuid:job_id>/", pages.order_status, name="order_status"),

@@ -1,18 +1,20 @@
 """Dashboard: a sales panel (today and this month, each against the same stretch before,
-from ``analytics``) and the "needs attention" summary item, neutral when there is none.
+from ``analytics``), the "needs attention" summary item, neutral when there is none, and a
+warning while orders break an invariant (``invariants``).
 
-Both are shown only to users who may view orders, and cost a fixed number of queries.
+All are shown only to users who may view orders, and cost a fixed number of queries.
 """
 
 from __future__ import annotations
 
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from wagtail.admin.site_summary import SummaryItem
 from wagtail.admin.ui.components import Component
 
-from .. import analytics
+from .. import analytics, invariants
 from ..checks import SWEEPER_HINT, sweeper_silence
 from ..models import JobStatus, PurchaseJob
 from ..permissions import user_can_view_orders
@@ -97,11 +99,51 @@ class SweeperWarning(Component):
         )
 
 
+class InvariantWarning(Component):
+    """Shown while orders break an invariant (``invariants``, the database checks: the
+    storage is listed by ``smi_check`` and the sweeper, not on every dashboard view)."""
+
+    name = "smi_invariants"
+    order = 85
+    SHOWN = 5
+
+    def __init__(self, found: list):
+        self.found = found
+
+    def render_html(self, parent_context=None):
+        count = len(self.found)
+        summary = ngettext(
+            "The consistency check found %(count)s problem.",
+            "The consistency check found %(count)s problems.",
+            count,
+        ) % {"count": count}
+        items = format_html_join(
+            "",
+            '<li><a href="{}">{}</a>: {}</li>',
+            (
+                (reverse("smi_orders:inspect", args=[v.job_id]), str(v.job_id)[:8], v.label)
+                for v in self.found[: self.SHOWN]
+                if v.job_id
+            ),
+        )
+        return format_html(
+            '<section class="panel smi-invariants" data-smi-violations="{}">'
+            '<p class="help-block help-critical" role="alert">{} {}</p><ul>{}</ul></section>',
+            count,
+            summary,
+            _("Run python manage.py smi_check for the full list, stored files included."),
+            items,
+        )
+
+
 def add_panel(request, panels):
     if user_can_view_orders(request.user):
         silence = sweeper_silence()
         if silence:
             panels.append(SweeperWarning(silence))
+        found = invariants.find_violations()
+        if found:
+            panels.append(InvariantWarning(found))
         panels.append(SalesPanel())
 
 
@@ -109,4 +151,4 @@ def add_summary_item(request, items):
     items.append(NeedsAttentionSummaryItem(request))
 
 
-__all__ = ["NeedsAttentionSummaryItem", "SalesPanel", "sales_figures"]
+__all__ = ["InvariantWarning", "NeedsAttentionSummaryItem", "SalesPanel", "sales_figures"]

@@ -2,7 +2,9 @@
 
 The sweeper writes its row every time it runs; the system check, the admin dashboard and
 ``smi_doctor`` read it, so a site whose workers or schedules are missing says so before a
-customer notices that nothing moves.
+customer notices that nothing moves. The sweeper also keeps here when it last reported each
+broken invariant (rows named ``inv-d:…`` and ``inv-f:…``, ``operations.maintenance``), so
+several workers, or a restarted one, report a problem once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ SWEEPER = "sweeper"
 
 
 class Heartbeat(models.Model):
-    """The last time a periodic task (``name``) ran, one row per task."""
+    """The last time something recurring happened (``name``): a periodic task ran, or a
+    broken invariant was reported; one row per name."""
 
     name = models.CharField(_("task"), max_length=32, primary_key=True)
     beat_at = models.DateTimeField(_("last run"))

@@ -5,24 +5,30 @@ was lost (a worker that died, a broker that dropped it) and hands it out again. 
 keeps the shop's promise to customers: a paid order still not delivered
 ``AUTO_REFUND_AFTER_HOURS`` after payment is refunded, unless an admin has taken it in
 hand. Each run leaves a heartbeat (``models.Heartbeat``), which the system check, the
-admin dashboard and ``smi_doctor`` read.
+admin dashboard and ``smi_doctor`` read. Each run also checks the shop's invariants
+(``invariants``) and tells the admins about a new violation once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import timedelta
 
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .. import queue
+from .. import invariants, queue
 from ..conf import smi_settings
 from ..fetching import temp_dir
 from ..models import EventCode, Heartbeat, JobStatus, PurchaseJob
 from ..models.health import SWEEPER
 from ..workflow import TransitionNotAllowed, locked_job, record_event, update_job
+from . import clicks
+from .common import alert_admins
 from .delivery import deletable_files, expire_file, retry_ready_email, unsent_ready_emails
 from .errors import OperationError
 from .payments import abandon_checkout
@@ -68,6 +74,11 @@ def sweep() -> dict[str, int]:
     for job_id in overdue_for_refund(now).values_list("pk", flat=True)[:100]:
         queue.enqueue_auto_refund(job_id)
         auto_refunds += 1
+    report_violations(now)
+    try:
+        clicks.flush_clicks()  # buffered clicks reach the table (and the reports)
+    except Exception:
+        logger.exception("sweep: writing buffered clicks failed; they stay buffered")
     return {
         "started": started,
         "polled": polled,
@@ -90,6 +101,81 @@ def drop_stale_schedules() -> int:
         )
     )
     return queue.drop_schedules(pk for job_id, pk in scheduled.items() if job_id not in live)
+
+
+# The invariants ---------------------------------------------------------------------------
+
+# Private storage is listed (unowned and missing files) at most this often; the database
+# checks run every time.
+FILE_CHECK_EVERY = timedelta(hours=1)
+# A violation is reported once; if it is still there this much later, it is reported again.
+ALERT_AGAIN_AFTER = timedelta(days=7)
+# When the storage was last listed: in the default cache (shared by the processes when it
+# is Redis; a process of its own lists it once an hour otherwise).
+FILE_CHECK = "wagtail_smi:invariants:files-listed"
+# One heartbeat row per violation reported ("inv-d:" found in the database, "inv-f:" in
+# the storage, then a digest of its key).
+REPORTED_DB, REPORTED_FILES = "inv-d:", "inv-f:"
+FILE_KINDS = frozenset({invariants.MISSING_FILE, invariants.ORPHAN_FILE})
+
+
+def _reported_name(violation: invariants.Violation) -> str:
+    prefix = REPORTED_FILES if violation.kind in FILE_KINDS else REPORTED_DB
+    digest = hashlib.sha256(violation.key.encode()).hexdigest()
+    return prefix + digest[: 32 - len(prefix)]
+
+
+def _claim_report(name: str, now) -> bool:
+    """Whether this run reports the violation: first seen, or reported long enough ago.
+    Claimed in the database, so two sweepers in two processes never both report it."""
+    if Heartbeat.objects.filter(name=name, beat_at__lte=now - ALERT_AGAIN_AFTER).update(
+        beat_at=now
+    ):
+        return True
+    try:
+        with transaction.atomic():
+            _row, created = Heartbeat.objects.get_or_create(name=name, defaults={"beat_at": now})
+    except IntegrityError:  # another sweeper claimed it at the same moment
+        return False
+    return created
+
+
+def report_violations(now) -> list[invariants.Violation]:
+    """Check the invariants (the storage at most hourly) and alert the admins about each
+    violation not reported before: an admin alert about its order, an error in the log for a
+    file no order owns. What was reported is remembered in the database (heartbeat rows),
+    so it holds across worker processes and restarts; a violation that went away is
+    forgotten, and reported again if it comes back. A failure here is logged and never
+    stops the sweeper. Returns what was found."""
+    try:
+        last_listing = cache.get(FILE_CHECK)
+        files = last_listing is None or last_listing <= now - FILE_CHECK_EVERY
+        found = invariants.find_violations(now, files=files)
+        if files:
+            cache.set(FILE_CHECK, now, 2 * FILE_CHECK_EVERY.total_seconds())
+        names = {_reported_name(v): v for v in found}
+        stale = Heartbeat.objects.filter(name__startswith=REPORTED_DB)
+        if files:
+            stale = stale | Heartbeat.objects.filter(name__startswith=REPORTED_FILES)
+        stale.exclude(name__in=list(names)).delete()
+        new = [v for name, v in names.items() if _claim_report(name, now)]
+        jobs = PurchaseJob.objects.select_related("site").in_bulk(
+            [v.job_id for v in new if v.job_id]
+        )
+    except Exception:
+        logger.exception("the invariant check failed")
+        return []
+    for violation in new:
+        logger.error(
+            "invariant broken (%s): order %s %s",
+            violation.kind,
+            violation.job_id or "-",
+            violation.path,
+        )
+        job = jobs.get(violation.job_id)
+        if job is not None:
+            alert_admins(job, f"{violation.label}. {violation.message}")
+    return found
 
 
 # The automatic refund ---------------------------------------------------------------------
