@@ -21,14 +21,15 @@ from __future__ import annotations
 import logging
 
 from django.apps import apps
-from django.core.signals import request_finished
+from django.core.signals import request_finished, setting_changed
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import Signal
-from wagtail.signals import page_published, page_unpublished
+from wagtail.images import get_image_model
+from wagtail.signals import page_published, page_unpublished, post_page_move
 
-from . import catalog, queue, rendering, rich_text
-from .models import JobEvent, JobStatus, PurchaseJob
+from . import catalog, offer_cache, queue, rendering, rich_text
+from .models import ImageForSale, ImagePrice, JobEvent, JobStatus, PurchaseJob, SmiSiteSettings
 from .models.states import UNPAID
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,44 @@ def ensure_schedules_after_migrate(sender, using=DEFAULT_DB_ALIAS, verbosity=1, 
             stdout.write(f"  wagtail-smi schedule {outcome}: {name}")
 
 
+def forget_offers_on_setting(sender, setting, **kwargs):
+    """Receiver (``setting_changed``): the upscaler and its limits shape the offers. Not a
+    database change, so no commit to wait for (and maybe no database to ask)."""
+    if setting == "WAGTAIL_SMI":
+        offer_cache.invalidate_now()
+
+
+def connect_offer_cache() -> None:
+    """Whatever can change an offer or its prices makes the cached offers stale."""
+    # Not at import time: ``wagtail.models`` is read only once the app registry is ready.
+    from wagtail.models import Collection, Page, Site
+
+    for signal, name in ((page_published, "published"), (page_unpublished, "unpublished")):
+        signal.connect(offer_cache.invalidate, dispatch_uid=f"wagtail_smi.offers.page_{name}")
+    post_page_move.connect(offer_cache.invalidate, dispatch_uid="wagtail_smi.offers.page_moved")
+    # Every page model, not every model: a receiver for all senders would end Django's
+    # fast deletes everywhere.
+    pages = tuple(model for model in apps.get_models() if issubclass(model, Page))
+    models = (SmiSiteSettings, get_image_model(), ImagePrice, ImageForSale, Collection, Site)
+    for model in pages:
+        post_delete.connect(
+            offer_cache.invalidate,
+            sender=model,
+            dispatch_uid=f"wagtail_smi.offers.{model._meta.label_lower}_deleted",
+        )
+    for model in models:
+        for signal, uid in ((post_save, "saved"), (post_delete, "deleted")):
+            signal.connect(
+                offer_cache.invalidate,
+                sender=model,
+                dispatch_uid=f"wagtail_smi.offers.{model._meta.label_lower}_{uid}",
+            )
+    setting_changed.connect(forget_offers_on_setting, dispatch_uid="wagtail_smi.offers.setting")
+
+
 def connect() -> None:
+    # Cached offers and prices follow every change that shapes them (``offer_cache``).
+    connect_offer_cache()
     # What is for sale follows publishing (``SaleListing``).
     page_published.connect(catalog.on_published, dispatch_uid="wagtail_smi.catalog.published")
     page_unpublished.connect(catalog.on_unpublished, dispatch_uid="wagtail_smi.catalog.unpublished")
