@@ -64,7 +64,7 @@ def pipeline(make_job, make_image, django_capture_on_commit_callbacks):
 
         def next_attempt(self, job: PurchaseJob) -> PurchaseJob:
             PurchaseJob.objects.filter(pk=job.pk).update(
-                next_attempt_at=timezone.now() - timedelta(seconds=1)
+                next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
             )
             with django_capture_on_commit_callbacks(execute=True):
                 maintenance.sweep()

@@ -57,7 +57,9 @@ def test_worker_sigkilled_mid_upscale_and_restarted_delivers_one_file_and_one_em
         shop.shell(
             "from django.utils import timezone\n"
             "from wagtail_smi.models import PurchaseJob\n"
-            f"PurchaseJob.objects.filter(pk={job_id!r}).update(next_attempt_at=timezone.now())\n"
+            "from wagtail_smi.operations.maintenance import OVERDUE_AFTER\n"
+            f"PurchaseJob.objects.filter(pk={job_id!r})"
+            ".update(next_attempt_at=timezone.now() - OVERDUE_AFTER)\n"
         )
         shop.manage("smi_sweep")
         job = shop.wait_for(job_id, lambda j: j["status"] == "completed", "the delivery")

@@ -126,7 +126,9 @@ def failed_job(make_job, reason: str, *, failed_minutes_ago: int):
 def test_the_sweeper_hands_out_lost_and_due_work_again(make_job, queued):
     lost = make_job("paid", paid_at=ago(minutes=2))
     make_job("paid", paid_at=timezone.now())  # its task is surely still on its way
-    due = make_job("processing", paid_at=ago(minutes=5), next_attempt_at=ago(seconds=1))
+    due = make_job("processing", paid_at=ago(minutes=5), next_attempt_at=ago(minutes=2))
+    # Due a moment ago: its own schedule polls it, the sweeper leaves it alone.
+    make_job("processing", paid_at=ago(minutes=5), next_attempt_at=ago(seconds=1))
     make_job(
         "processing", paid_at=ago(minutes=5), next_attempt_at=timezone.now() + timedelta(minutes=1)
     )

@@ -72,7 +72,7 @@ def run_task(job, captured):
 def poll_now(job, captured):
     """Time passes until the job's next poll is due, then the sweeper runs."""
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with captured(execute=True):
         maintenance.sweep()
@@ -169,7 +169,7 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
 
     # Time passes (the poll is due): first poll still in progress, backs off.
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
@@ -180,7 +180,7 @@ def test_polling_alone_completes_a_job_when_no_callback_arrives(
     assert 25 < wait <= 120
 
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
@@ -369,7 +369,7 @@ def test_server_errors_are_retried_with_backoff_then_succeed(
 
     for expected_attempts in (2, 0):
         PurchaseJob.objects.filter(pk=job.pk).update(
-            next_attempt_at=timezone.now() - timedelta(seconds=1)
+            next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
         )
         with django_capture_on_commit_callbacks(execute=True):
             maintenance.sweep()
@@ -386,7 +386,7 @@ def test_submission_errors_exhausting_attempts_need_attention(
     upsampler.fail_next = 10
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
@@ -405,7 +405,7 @@ def test_slow_upscaler_past_the_deadline_needs_attention(
     job = run_task(paid_job(), django_capture_on_commit_callbacks)
     PurchaseJob.objects.filter(pk=job.pk).update(
         deadline_at=timezone.now() - timedelta(seconds=1),
-        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER,
     )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
@@ -456,7 +456,7 @@ def test_worker_killed_after_claiming_is_resumed_once_by_the_sweeper(
     assert upsampler.submits == []
 
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with django_capture_on_commit_callbacks(execute=True):
         maintenance.sweep()
@@ -520,7 +520,7 @@ def test_callback_arriving_before_the_upscaler_id_is_saved_is_not_lost(
     transition(
         job,
         "processing",
-        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER,
         code="processing_started",
     )
     # ...when the callback comes in.

@@ -62,8 +62,8 @@ def own_schedule(job) -> Schedule | None:
     return Schedule.objects.filter(name=queue.job_schedule_name(job.pk)).first()
 
 
-def time_passes_until_due(job) -> None:
-    past = timezone.now() - timedelta(seconds=1)
+def time_passes_until_due(job, overdue: timedelta = timedelta(seconds=1)) -> None:
+    past = timezone.now() - overdue
     PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=past)
     Schedule.objects.filter(name=queue.job_schedule_name(job.pk)).update(next_run=past)
 
@@ -125,12 +125,27 @@ def test_the_sweeper_and_the_schedule_together_ask_the_upscaler_once(
     submitted, upsampler, django_capture_on_commit_callbacks
 ):
     job = submitted()
+    # The scheduler fell behind (a busy worker): the sweeper takes the poll over.
+    time_passes_until_due(job, overdue=timedelta(minutes=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        maintenance.sweep()  # polls the overdue job
+    run_scheduler(django_capture_on_commit_callbacks)  # finds it polled already
+
+    assert len(upsampler.status_calls) == 1
+
+
+def test_the_sweeper_leaves_a_poll_just_due_to_the_jobs_own_schedule(
+    submitted, upsampler, django_capture_on_commit_callbacks
+):
+    job = submitted()
     time_passes_until_due(job)
 
     with django_capture_on_commit_callbacks(execute=True):
-        maintenance.sweep()  # polls the due job
-    run_scheduler(django_capture_on_commit_callbacks)  # finds it polled already
+        counts = maintenance.sweep()
+    assert counts["polled"] == 0 and upsampler.status_calls == []
 
+    run_scheduler(django_capture_on_commit_callbacks)  # the job's own schedule polls it
     assert len(upsampler.status_calls) == 1
 
 

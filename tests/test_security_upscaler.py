@@ -219,7 +219,7 @@ def run_task(job, captured):
 def sweep_when_due(job, captured):
     """Time passes until the job's next step is due, then the sweeper runs."""
     PurchaseJob.objects.filter(pk=job.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
     )
     with captured(execute=True):
         maintenance.sweep()
@@ -289,7 +289,7 @@ def test_worker_killed_after_stamping_waits_for_the_callback_and_completes_once(
     job = update_job(
         job,
         upscaler_submitted_at=timezone.now(),
-        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER,
     )
     UpsamplerUpscaler({"API_KEY": "k", "API_BASE": upsampler.api_base}).submit(
         upscale_request(job)
@@ -403,7 +403,7 @@ def test_a_callback_that_beats_the_answer_still_lets_the_worker_poll_at_once(
     transition(
         job,
         "processing",
-        next_attempt_at=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER,
         code="processing_started",
     )
     with django_capture_on_commit_callbacks(execute=True):

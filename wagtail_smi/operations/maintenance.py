@@ -44,6 +44,11 @@ S = JobStatus
 # Why an order was refunded automatically (the refund email explains it to the customer).
 AUTO_REFUND_REASON = "not_delivered_in_time"
 
+# A processing job that is due has a django-q2 schedule of its own, which the scheduler
+# runs within about 30 seconds; the sweeper polls it only when it is this far overdue, so
+# that the two do not race for the same poll and the sweeper takes over only lost work.
+OVERDUE_AFTER = timedelta(seconds=90)
+
 
 def sweep() -> dict[str, int]:
     """Restart paid jobs whose task was lost, poll/resume processing jobs that are due
@@ -57,7 +62,9 @@ def sweep() -> dict[str, int]:
     for job_id in lost.values_list("pk", flat=True)[:500]:
         queue.enqueue_processing(job_id)
         started += 1
-    due = PurchaseJob.objects.filter(status=S.PROCESSING).exclude(next_attempt_at__gt=now)
+    due = PurchaseJob.objects.filter(status=S.PROCESSING).exclude(
+        next_attempt_at__gt=now - OVERDUE_AFTER
+    )
     polled = 0
     for job_id in due.values_list("pk", flat=True)[:500]:
         queue.enqueue_processing(job_id)

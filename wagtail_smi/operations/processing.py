@@ -15,8 +15,9 @@ with jitter, ``MAX_ATTEMPTS``); ``next_attempt_at`` doubles as a lease while a w
 submits, polls or upscales, so the sweeper only takes over work whose worker died. Each
 next poll or retry also gets a django-q2 schedule of its own at ``next_attempt_at``
 (``common.process_at``): the first poll comes ``POLL_START_SECONDS`` after submission, not
-at the sweeper's next round. Whichever of the two comes first claims the poll; the other
-finds it not due and does nothing.
+at the sweeper's next round. The sweeper polls a job only once it is 90 seconds overdue
+(its schedule was lost or the scheduler fell behind); should both still hand out the same
+poll, whichever comes first claims it and the other finds it not due and does nothing.
 
 Failures: a final upscaler error, an invalid result, or a result that cannot be fetched
 after retries → ``failed`` → automatic refund (whose email tells the customer). A job past
