@@ -3,8 +3,12 @@
 
 Every figure comes from database aggregation; Python only walks aggregated rows (periods,
 currencies, items, customers), so a report costs the same few queries whatever the number
-of orders. Money is summed per currency and never mixed. Days, weeks (ISO, Monday first),
-months and years are cut in the site's time zone (``TIME_ZONE``), whoever looks.
+of orders. Whole past days come from daily rollups (``refresh_rollups``, run by the
+sweeper), today and the days changed since the last refresh from the orders and clicks
+themselves, so the figures are the live tables' own at a cost that does not grow with
+them (``live_tables()`` reads the live tables alone). Money is summed per currency and
+never mixed. Days, weeks (ISO, Monday first), months and years are cut in the site's time
+zone (``TIME_ZONE``), whoever looks.
 
 Definitions (also in docs/admin.md):
 
@@ -20,24 +24,36 @@ Definitions (also in docs/admin.md):
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.apps import apps
+from django.db import transaction
 from django.db.models import Count, F, Max, Min, Q, Sum, Value
-from django.db.models.fields import DateTimeField, IntegerField
-from django.db.models.functions import Coalesce, Greatest, Lower, Trunc
+from django.db.models.fields import DateField, DateTimeField, IntegerField
+from django.db.models.functions import Coalesce, Greatest, Lower, Trunc, TruncDate
 from django.utils import formats, timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model
 
 from . import click_buffer
-from .models import ImageClick, JobStatus, PurchaseJob
+from .models import (
+    ImageClick,
+    JobStatus,
+    PurchaseJob,
+    ReportCustomer,
+    ReportItemCustomer,
+    ReportRollup,
+    RollupState,
+)
 from .models.catalog import PAGE_MODEL
 from .pricing import format_price, minor_unit_exponent
 
@@ -332,10 +348,454 @@ def paid_orders(period: Period):
     return PurchaseJob.objects.order_by().filter(PAID, period.q("paid_at"))
 
 
+# --- rollups ------------------------------------------------------------------------------
+#
+# Whole past days are read from ``ReportRollup`` (and its customer tables), built by
+# ``refresh_rollups``, which the sweeper runs every minute; today, the days not built yet
+# and every day an order or click changed since the last refresh are read from the live
+# tables. Which days changed is found when a report is asked for (orders updated since the
+# refresh's mark, clicks with a greater id), so a payment, a delivery, a refund or an
+# erasure shows at once, and the figures are always the live tables' own.
+
+_LIVE = ContextVar("wagtail_smi_reports_live", default=False)
+
+#: Orders updated this long before a refresh are read again by the next one: a
+#: transaction that stamped ``updated_at`` before the refresh may commit after it.
+ROLLUP_MARGIN = timedelta(minutes=10)
+ROLLUP_BATCH = 5000
+ROLLUP_SUMS = ("orders", "sales", "refunds", "cost", "refunded_orders")
+
+
+@contextmanager
+def live_tables():
+    """Compute every figure from the orders and clicks alone, as if no day were rolled up
+    (what the rollups are checked against)."""
+    token = _LIVE.set(True)
+    try:
+        yield
+    finally:
+        _LIVE.reset(token)
+
+
+def customer_key(email: str) -> int:
+    """A customer's key in the rollups: 64 bits of a hash of the lower-cased address (as
+    the database lower-cases it), signed to fit a ``bigint``."""
+    digest = hashlib.blake2b(email.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Which days of a period come from the rollups: ``first``..``last`` but ``dirty``."""
+
+    first: date | None = None
+    last: date | None = None
+    dirty: frozenset[date] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return self.first is None
+
+    def rollup_q(self) -> Q:
+        condition = Q(day__gte=self.first, day__lte=self.last)
+        if self.dirty:
+            condition &= ~Q(day__in=sorted(self.dirty))
+        return condition
+
+    def live_q(self, period: Period, field_name: str) -> Q:
+        """``field_name`` in the period, on a day the rollups do not give."""
+        if self.empty:
+            return period.q(field_name)
+        outside = Q(**{f"{field_name}__lt": _midnight(self.first)}) | Q(
+            **{f"{field_name}__gte": _midnight(self.last + timedelta(days=1))}
+        )
+        for day in sorted(self.dirty):
+            outside |= Q(
+                **{
+                    f"{field_name}__gte": _midnight(day),
+                    f"{field_name}__lt": _midnight(day + timedelta(days=1)),
+                }
+            )
+        return period.q(field_name) & outside
+
+
+def _local_day(moment: datetime | date | None, tz) -> date | None:
+    if moment is None or not isinstance(moment, datetime):
+        return moment
+    return timezone.localtime(moment, tz).date()
+
+
+def _changed_days(state: RollupState, tz) -> set[date]:
+    """The days that orders updated, and clicks written, since the last refresh touch."""
+    days: set[date] = set()
+    if state.jobs_mark is not None:
+        rows = (
+            PurchaseJob.objects.order_by()
+            .filter(updated_at__gte=state.jobs_mark)
+            .values_list(TruncDate("created_at", tzinfo=tz), TruncDate("paid_at", tzinfo=tz))
+            .distinct()
+        )
+        for created, paid in rows:
+            days.update(day for day in (created, paid) if day is not None)
+    days.update(
+        ImageClick.objects.order_by()
+        .filter(pk__gt=state.clicks_mark)
+        .values_list(TruncDate("created_at", tzinfo=tz), flat=True)
+        .distinct()
+    )
+    return days
+
+
+def _split(period: Period) -> _Split:
+    if _LIVE.get():
+        return _Split()
+    tz = site_timezone()
+    state = RollupState.objects.filter(pk=1).first()
+    if (
+        state is None
+        or state.time_zone != str(tz)
+        or state.first_day is None
+        or state.built_until is None
+    ):
+        return _Split()
+    first, last = state.first_day, state.built_until - timedelta(days=1)
+    if period.start is not None:
+        day = period.first_day
+        first = max(first, day if _midnight(day) == period.start else day + timedelta(days=1))
+    if period.end is not None:
+        last = min(last, timezone.localtime(period.end, tz).date() - timedelta(days=1))
+    if first > last:
+        return _Split()
+    dirty = frozenset(day for day in _changed_days(state, tz) if first <= day <= last)
+    return _Split(first, last, dirty)
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+@dataclass
+class _Merge:
+    """Rows of figures keyed by ``keys`` (order fields the rollups keep) and, with a
+    ``granularity``, by bucket, added up from the live tables and the rollups."""
+
+    keys: list[str]
+    granularity: str | None
+    titles: str | None
+    found: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> list[str]:
+        return [*self.keys, *(["bucket"] if self.granularity else [])]
+
+    def bucketed(self, queryset, column: str, output_field):
+        if not self.granularity:
+            return queryset
+        tz = site_timezone() if isinstance(output_field, DateTimeField) else None
+        return queryset.annotate(
+            bucket=Trunc(column, self.granularity, output_field=output_field, tzinfo=tz)
+        )
+
+    def key_of(self, row) -> tuple:
+        values = [row[name] for name in self.keys]
+        if self.granularity:
+            day = _local_day(row["bucket"], site_timezone())
+            values.append(bucket_start(day, self.granularity))
+        return tuple(values)
+
+    def add(self, row) -> None:
+        target = self.found.setdefault(self.key_of(row), {"customers": 0, "title": ""})
+        for name in (*ROLLUP_SUMS, "customers"):
+            target[name] = target.get(name, 0) + (row.get(name) or 0)
+        if self.titles:
+            target["title"] = max(target["title"], row.get("title") or "")
+
+    def kept_customers(self, split: _Split):
+        """The rolled-up customers of the split's days, with this merge's keys."""
+        for ref in {"image_ref", "page_ref"} & set(self.keys):
+            kept = ReportItemCustomer.objects.order_by().filter(
+                split.rollup_q(), group=ref.removesuffix("_ref")
+            )
+            return self.bucketed(kept.annotate(**{ref: F("ref")}), "day", DateField())
+        others = [name for name in self.keys if name != "currency"]
+        group = CUSTOMER_GROUPS.get(others[0] if others else "", "all")
+        kept = ReportCustomer.objects.order_by().filter(split.rollup_q(), group=group)
+        if others:
+            kept = kept.annotate(**{others[0]: F("key")})
+        return self.bucketed(kept, "day", DateField())
+
+    def add_customers(self, live, split: _Split) -> None:
+        """Those of the rolled-up days, plus the live ones not among them (the live part
+        is today and the days changed since the refresh: few). A rolled-up customer
+        counts on the first of their days in the stretch (or bucket): the row whose
+        previous day is before it; with changed days inside the stretch, that chain may
+        pass through a day now read live, so those are counted with ``DISTINCT``."""
+        kept = self.kept_customers(split)
+        if kept.model is ReportCustomer and not split.dirty:
+            since = Value(split.first, output_field=DateField())
+            if self.granularity:
+                since = Greatest(F("bucket"), since, output_field=DateField())
+            first_days = kept.filter(Q(previous__isnull=True) | Q(previous__lt=since))
+            counted = first_days.values(*self.fields).annotate(customers=Count("id"))
+        else:
+            counted = kept.values(*self.fields).annotate(customers=Count("customer", distinct=True))
+        for row in counted:
+            self.add(row)
+        live_people: dict[tuple, set[int]] = defaultdict(set)
+        people = live.exclude(email="").annotate(customer=Lower("email"))
+        for row in people.values(*self.fields, "customer").distinct():
+            live_people[self.key_of(row)].add(customer_key(row["customer"]))
+        everyone = sorted({person for found in live_people.values() for person in found})
+        known: dict[tuple, set[int]] = defaultdict(set)
+        for chunk in _chunks(everyone):
+            for row in kept.filter(customer__in=chunk).values(*self.fields, "customer").distinct():
+                known[self.key_of(row)].add(row["customer"])
+        for key, found in live_people.items():
+            self.found[key]["customers"] += len(found - known[key])
+
+
+def _merged_figures(
+    period: Period,
+    keys: list[str],
+    *,
+    granularity: str | None = None,
+    titles: str | None = None,
+    customers: bool = True,
+) -> dict[tuple, dict[str, Any]]:
+    """The figures of the orders paid in the period, per ``keys`` and per bucket of
+    ``granularity``: the rollups' whole days plus the live tables' rest. ``titles`` adds
+    the greatest image or page title (``"image"``, ``"page"``). A row per combination
+    that has paid orders, as the live query alone would give."""
+    split = _split(period)
+    merge = _Merge(keys, granularity, titles)
+    live = paid_orders(period).filter(split.live_q(period, "paid_at"))
+    aggregates = _figure_aggregates()
+    if not customers or not split.empty:
+        del aggregates["customers"]  # added up below
+    if titles:
+        aggregates["title"] = Max(f"{titles}_title")
+    live_rows = merge.bucketed(live, "paid_at", DateTimeField())
+    for row in live_rows.values(*merge.fields).annotate(**aggregates).order_by():
+        merge.add(row)
+    if split.empty:
+        return merge.found
+    rollup = ReportRollup.objects.order_by().filter(split.rollup_q(), orders__gt=0)
+    sums = {name: Coalesce(Sum(name), Value(0)) for name in ROLLUP_SUMS}
+    if titles:
+        sums["title"] = Max(f"{titles}_title")
+    for row in merge.bucketed(rollup, "day", DateField()).values(*merge.fields).annotate(**sums):
+        merge.add(row)
+    if customers:
+        merge.add_customers(live_rows, split)
+    return merge.found
+
+
+def _date_bounds(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+_CELL_DIMS = ["site_id", "currency", "image_ref", "page_ref", "resolution", "licence_key"]
+_STARTED_COUNTS = {
+    "started": Count("id"),
+    "started_paid": Count("id", filter=PAID),
+    "delivered": Count("id", filter=Q(completed_at__isnull=False)),
+    "started_refunded": Count(
+        "id", filter=Q(refund_amount_cents__gt=0) | Q(refunded_at__isnull=False)
+    ),
+    "abandoned": Count("id", filter=Q(status=JobStatus.ABANDONED)),
+}
+_PAID_SUMS = {
+    **MONEY_SUMS,
+    "orders": Count("id"),
+    "refunded_orders": Count("id", filter=Q(refund_amount_cents__gt=0)),
+    "image_title": Coalesce(Max("image_title"), Value("")),
+    "page_title": Coalesce(Max("page_title"), Value("")),
+    "last_paid_at": Max("paid_at"),
+}
+
+
+def _fill_cells(cells: dict[tuple, ReportRollup], rows, dims: list[str], values) -> None:
+    """Add grouped rows (a day ``d``, ``dims``, then ``values``) to their cells."""
+    for row in rows.values("d", *dims).annotate(**values):
+        key = (row["d"], *(row.get(name, "") for name in _CELL_DIMS))
+        found = cells.get(key)
+        if found is None:
+            found = cells[key] = ReportRollup(
+                day=key[0], **dict(zip(["site_ref", *_CELL_DIMS[1:]], key[1:], strict=True))
+            )
+        for name in values:
+            setattr(found, name, row[name])
+
+
+#: The order field each ``ReportCustomer`` group is keyed by ("all": none).
+CUSTOMER_GROUPS = {"resolution": "resolution", "licence_key": "licence"}
+
+
+def _save_in_batches(model, rows: Iterable) -> None:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= ROLLUP_BATCH:
+            model.objects.bulk_create(batch)
+            batch = []
+    model.objects.bulk_create(batch)
+
+
+def _customer_rows(people) -> Iterator[ReportCustomer]:
+    """``ReportCustomer`` rows, each linked to the one before it in its chain (within
+    these rows: ``_link_customers`` links chains across refreshes)."""
+    for field_name, group in [("", "all"), *CUSTOMER_GROUPS.items()]:
+        key = F(field_name) if field_name else Value("")
+        rows = (
+            people.annotate(k=key)
+            .values_list("currency", "k", "e", "d")
+            .distinct()
+            .order_by("currency", "k", "e", "d")
+        )
+        chain, previous = None, None
+        for currency, value, email, day in rows.iterator(chunk_size=ROLLUP_BATCH):
+            if chain != (currency, value, email):
+                chain, previous = (currency, value, email), None
+            yield ReportCustomer(
+                day=day,
+                group=group,
+                key=value,
+                currency=currency,
+                customer=customer_key(email),
+                previous=previous,
+            )
+            previous = day
+
+
+def _link_customers(customers: set[int]) -> None:
+    """Set ``previous`` again on every row of these customers."""
+    changed = []
+    for chunk in _chunks(sorted(customers)):
+        rows = ReportCustomer.objects.filter(customer__in=chunk).order_by(
+            "group", "key", "currency", "customer", "day"
+        )
+        chain, previous = None, None
+        for row in rows:
+            if chain != (row.group, row.key, row.currency, row.customer):
+                chain, previous = (row.group, row.key, row.currency, row.customer), None
+            if row.previous != previous:
+                row.previous = previous
+                changed.append(row)
+            previous = row.day
+    ReportCustomer.objects.bulk_update(changed, ["previous"], batch_size=500)
+
+
+def _build_customers(paid, tz) -> set[int]:
+    """The customer rows of the paid orders; returns the customers found."""
+    people = paid.exclude(email="").annotate(d=TruncDate("paid_at", tzinfo=tz), e=Lower("email"))
+    found: set[int] = set()
+
+    def noted(rows):
+        for row in rows:
+            found.add(row.customer)
+            yield row
+
+    _save_in_batches(ReportCustomer, noted(_customer_rows(people)))
+    for group in ("image", "page"):
+        rows = people.values_list("d", "currency", f"{group}_ref", "e").distinct()
+        _save_in_batches(
+            ReportItemCustomer,
+            (
+                ReportItemCustomer(
+                    day=day, currency=currency, group=group, ref=ref, customer=customer_key(email)
+                )
+                for day, currency, ref, email in rows.iterator(chunk_size=ROLLUP_BATCH)
+            ),
+        )
+    return found
+
+
+def _build_days(first: date, last: date, tz, *, link: bool = True) -> None:
+    """Replace the rollup rows of ``first``..``last`` with what the live tables hold;
+    ``link``: link the customers' rows to those of other days (not needed when all days
+    are built at once)."""
+    start, end = _midnight(first), _midnight(last + timedelta(days=1))
+    days = ReportCustomer.objects.filter(day__gte=first, day__lte=last)
+    before = set(days.values_list("customer", flat=True).distinct()) if link else set()
+    for model in (ReportRollup, ReportCustomer, ReportItemCustomer):
+        model.objects.filter(day__gte=first, day__lte=last).delete()
+    jobs = PurchaseJob.objects.order_by()
+    paid = jobs.filter(paid_at__gte=start, paid_at__lt=end)
+    created = jobs.filter(created_at__gte=start, created_at__lt=end)
+    clicks = ImageClick.objects.order_by().filter(created_at__gte=start, created_at__lt=end)
+    cells: dict[tuple, ReportRollup] = {}
+    _fill_cells(cells, paid.annotate(d=TruncDate("paid_at", tzinfo=tz)), _CELL_DIMS, _PAID_SUMS)
+    _fill_cells(
+        cells, created.annotate(d=TruncDate("created_at", tzinfo=tz)), _CELL_DIMS, _STARTED_COUNTS
+    )
+    _fill_cells(
+        cells,
+        clicks.annotate(d=TruncDate("created_at", tzinfo=tz), site_id=F("site_ref")),
+        ["site_id", "image_ref", "page_ref"],
+        {"clicks": Count("id")},
+    )
+    ReportRollup.objects.bulk_create(cells.values(), batch_size=ROLLUP_BATCH)
+    after = _build_customers(paid, tz)
+    if link:
+        _link_customers(before | after)
+
+
+def refresh_rollups(now: datetime | None = None, *, rebuild: bool = False) -> int:
+    """Bring the rollups up to date: every whole day before today that is not built yet,
+    and every day an order or a click changed since the last refresh; all of them when
+    the site's time zone changed (or ``rebuild``). Returns how many days were built."""
+    now = now or timezone.now()
+    tz = site_timezone()
+    today = timezone.localtime(now, tz).date()
+    with transaction.atomic():
+        state, _created = RollupState.objects.select_for_update().get_or_create(
+            pk=1, defaults={"time_zone": str(tz)}
+        )
+        seen = ImageClick.objects.aggregate(last=Max("id"))["last"] or 0
+        everything = rebuild or _created or state.time_zone != str(tz) or state.built_until is None
+        if everything:
+            for model in (ReportRollup, ReportCustomer, ReportItemCustomer):
+                model.objects.all().delete()
+            earliest = [
+                PurchaseJob.objects.aggregate(first=Min("created_at"))["first"],
+                ImageClick.objects.aggregate(first=Min("created_at"))["first"],
+            ]
+            found = [_local_day(moment, tz) for moment in earliest if moment is not None]
+            first = min(found) if found else today
+            days = [first + timedelta(days=n) for n in range((today - first).days)]
+            state.first_day, clicks_mark = first, seen
+        else:
+            days = [day for day in _changed_days(state, tz) if day < today]
+            days += [
+                state.built_until + timedelta(days=n)
+                for n in range((today - state.built_until).days)
+            ]
+            if days:
+                state.first_day = min([*days, state.first_day or min(days)])
+            clicks_mark = state.clicks_seen
+        for first, last in _date_bounds(days):
+            _build_days(first, last, tz, link=not everything)
+        state.time_zone = str(tz)
+        state.built_until = today
+        state.jobs_mark = now - ROLLUP_MARGIN
+        state.clicks_mark, state.clicks_seen = clicks_mark, seen
+        state.refreshed_at = now
+        state.save()
+    return len(set(days))
+
+
 def totals(period: Period) -> dict[str, Figures]:
-    """Per currency (one query), the currency with the most net revenue first."""
-    rows = paid_orders(period).values("currency").annotate(**_figure_aggregates())
-    found = [Figures.from_row(row) for row in rows]
+    """Per currency, the currency with the most net revenue first."""
+    rows = _merged_figures(period, ["currency"])
+    found = [Figures.from_row({**row, "currency": key[0]}) for key, row in rows.items()]
     return {f.currency: f for f in sorted(found, key=lambda f: (-f.net, f.currency))}
 
 
@@ -461,21 +921,13 @@ class Series:
 
 
 def series(period: Period, granularity: str | None = None) -> Series:
-    """Figures per day, week or month (one query). Buckets run over the whole period (all
-    time: from the first paid order to the last), the same for every currency."""
+    """Figures per day, week or month. Buckets run over the whole period (all time: from
+    the first paid order to the last), the same for every currency."""
     granularity = granularity or default_granularity(period)
-    tz = site_timezone()
-    rows = (
-        paid_orders(period)
-        .annotate(bucket=Trunc("paid_at", granularity, output_field=DateTimeField(), tzinfo=tz))
-        .values("bucket", "currency")
-        .annotate(**_figure_aggregates())
-        .order_by("bucket", "currency")
-    )
+    rows = _merged_figures(period, ["currency"], granularity=granularity)
     by_currency: dict[str, dict[date, Figures]] = defaultdict(dict)
-    for row in rows:
-        day = bucket_start(timezone.localtime(row["bucket"], tz).date(), granularity)
-        by_currency[row["currency"]][day] = Figures.from_row(row)
+    for (currency, day), row in sorted(rows.items(), key=lambda item: (item[0][1], item[0][0])):
+        by_currency[currency][day] = Figures.from_row({**row, "currency": currency})
     if period.start is not None:
         first, last = period.first_day, period.shown_last_day
     else:
@@ -513,14 +965,42 @@ def licence_names(period: Period, keys: Iterable[str]) -> dict[str, str]:
     renamed since keeps one row, under its newer name); orders from before licences have
     none."""
     found = {"": str(_("None (ordered before licences)"))}
-    rows = (
+    wanted = [key for key in keys if key]
+    split = _split(period)
+    if split.empty:
+        rows = (
+            paid_orders(period)
+            .filter(licence_key__in=wanted)
+            .values_list("licence_key", "licence_name")
+            .order_by("licence_key", "-paid_at", "-id")
+        )
+        for key, name in rows:
+            found.setdefault(key, name or key)
+        return found
+    # The latest payment per licence, from both halves; then that order's name.
+    latest: dict[str, datetime] = {}
+    halves = [
         paid_orders(period)
-        .filter(licence_key__in=[key for key in keys if key])
-        .values_list("licence_key", "licence_name")
-        .order_by("licence_key", "-paid_at", "-id")
-    )
-    for key, name in rows:
-        found.setdefault(key, name or key)
+        .filter(split.live_q(period, "paid_at"), licence_key__in=wanted)
+        .values_list("licence_key")
+        .annotate(last=Max("paid_at")),
+        ReportRollup.objects.order_by()
+        .filter(split.rollup_q(), orders__gt=0, licence_key__in=wanted)
+        .values_list("licence_key")
+        .annotate(last=Max("last_paid_at")),
+    ]
+    for rows in halves:
+        for key, last in rows:
+            if last is not None and (key not in latest or last > latest[key]):
+                latest[key] = last
+    for key in sorted(latest):
+        name = (
+            PurchaseJob.objects.filter(PAID, licence_key=key, paid_at=latest[key])
+            .order_by("-id")
+            .values_list("licence_name", flat=True)
+            .first()
+        )
+        found[key] = name or key
     return found
 
 
@@ -543,15 +1023,12 @@ class BreakdownRow:
 
 
 def breakdown(period: Period, name: str) -> list[BreakdownRow]:
-    """Figures per value of one breakdown and currency (one query), best sellers first."""
+    """Figures per value of one breakdown and currency, best sellers first."""
     group = BREAKDOWNS[name].field
-    rows = (
-        paid_orders(period)
-        .values(group, "currency")
-        .annotate(**_figure_aggregates())
-        .order_by(group, "currency")
-    )
-    rows = list(rows)
+    rows = [
+        {**row, group: key[0], "currency": key[1]}
+        for key, row in _merged_figures(period, [group, "currency"]).items()
+    ]
     names = {}
     if BREAKDOWNS[name].names is not None:
         names = BREAKDOWNS[name].names(period, {row[group] or "" for row in rows})
@@ -608,27 +1085,41 @@ ITEM_ORDERINGS = ("title", "clicks", "purchases", "conversion", "net", "margin")
 
 def items(period: Period, group: str = "image", ordering: str = "-net") -> Items:
     """Per image or per page: clicks made and orders paid in the period, money per
-    currency; items clicked but never bought too (four queries)."""
-    ref, title = f"{group}_ref", f"{group}_title"
-    paid = paid_orders(period)
-    sales = (
-        paid.values(ref, "currency")
-        .annotate(title=Max(title), **_figure_aggregates())
-        .order_by(ref, "currency")
-    )
+    currency; items clicked but never bought too."""
+    ref = f"{group}_ref"
+    sales = [
+        {**row, ref: key[0], "currency": key[1]}
+        for key, row in sorted(
+            _merged_figures(period, [ref, "currency"], titles=group).items(),
+            key=lambda item: item[0],
+        )
+    ]
     click_buffer.flush()  # buffered clicks count: the figures stay exact
-    clicks = dict(
+    split = _split(period)
+    clicks: dict[int, int] = defaultdict(int)
+    for key, n in (
         ImageClick.objects.order_by()
-        .filter(period.q("created_at"))
+        .filter(split.live_q(period, "created_at"))
         .values(ref)
         .annotate(n=Count("id"))
         .values_list(ref, "n")
-    )
-    top: dict[int, str] = {}
-    for row in (
-        paid.values(ref, "resolution").annotate(n=Count("id")).order_by(ref, "-n", "resolution")
     ):
-        top.setdefault(row[ref], row["resolution"])
+        clicks[key] += n
+    if not split.empty:
+        for key, n in (
+            ReportRollup.objects.order_by()
+            .filter(split.rollup_q(), clicks__gt=0)
+            .values(ref)
+            .annotate(n=Sum("clicks"))
+            .values_list(ref, "n")
+        ):
+            clicks[key] += n
+    counted = _merged_figures(period, [ref, "resolution"], customers=False)
+    top: dict[int, str] = {}
+    for key, resolution in sorted(
+        counted, key=lambda found: (found[0], -counted[found]["orders"], found[1])
+    ):
+        top.setdefault(key, resolution)
 
     found: dict[int, ItemRow] = {}
     totals_by_currency: dict[str, int] = defaultdict(int)
@@ -736,9 +1227,21 @@ class Funnel:
         }
 
 
+#: The funnel's figures and the rollup columns that hold them.
+FUNNEL_COLUMNS = {
+    "clicks": "clicks",
+    "started": "started",
+    "paid": "started_paid",
+    "delivered": "delivered",
+    "refunded": "started_refunded",
+    "abandoned": "abandoned",
+}
+
+
 def funnel(period: Period) -> Funnel:
     """Clicks → checkouts started → paid → delivered, for what started in the period."""
-    started = PurchaseJob.objects.order_by().filter(period.q("created_at"))
+    split = _split(period)
+    started = PurchaseJob.objects.order_by().filter(split.live_q(period, "created_at"))
     counts = started.aggregate(
         started=Count("id"),
         paid=Count("id", filter=PAID),
@@ -747,19 +1250,46 @@ def funnel(period: Period) -> Funnel:
         abandoned=Count("id", filter=Q(status=JobStatus.ABANDONED)),
     )
     click_buffer.flush()  # buffered clicks count: the figures stay exact
-    clicks = ImageClick.objects.order_by().filter(period.q("created_at")).count()
+    clicks = ImageClick.objects.order_by().filter(split.live_q(period, "created_at")).count()
+    if not split.empty:
+        kept = ReportRollup.objects.order_by().filter(split.rollup_q())
+        sums = kept.aggregate(
+            **{name: Coalesce(Sum(column), Value(0)) for name, column in FUNNEL_COLUMNS.items()}
+        )
+        clicks += sums.pop("clicks")
+        counts = {name: counts[name] + sums[name] for name in counts}
     return Funnel(clicks=clicks, **counts)
 
 
 def funnel_resolutions(period: Period) -> list[dict[str, Any]]:
+    split = _split(period)
     rows = (
         PurchaseJob.objects.order_by()
-        .filter(period.q("created_at"))
+        .filter(split.live_q(period, "created_at"))
         .values("resolution")
         .annotate(started=Count("id"), paid=Count("id", filter=PAID))
         .order_by("-paid", "-started", "resolution")
     )
-    return [{**row, "conversion": ratio(row["paid"], row["started"])} for row in rows]
+    if split.empty:
+        return [{**row, "conversion": ratio(row["paid"], row["started"])} for row in rows]
+    merged: dict[str, dict[str, int]] = {}
+    kept = (
+        ReportRollup.objects.order_by()
+        .filter(split.rollup_q(), started__gt=0)
+        .values("resolution")
+        .annotate(started=Sum("started"), paid=Sum("started_paid"))
+    )
+    for row in [*rows, *kept]:
+        found = merged.setdefault(row["resolution"], {"started": 0, "paid": 0})
+        found["started"] += row["started"]
+        found["paid"] += row["paid"]
+    ordered = sorted(
+        merged.items(), key=lambda item: (-item[1]["paid"], -item[1]["started"], item[0])
+    )
+    return [
+        {"resolution": key, **row, "conversion": ratio(row["paid"], row["started"])}
+        for key, row in ordered
+    ]
 
 
 # --- customers ----------------------------------------------------------------------------

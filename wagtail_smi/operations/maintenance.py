@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .. import invariants, queue
+from .. import analytics, invariants, queue
 from ..conf import smi_settings
 from ..fetching import temp_dir
 from ..models import EventCode, Heartbeat, JobStatus, PurchaseJob
@@ -53,8 +53,8 @@ OVERDUE_AFTER = timedelta(seconds=90)
 def sweep() -> dict[str, int]:
     """Restart paid jobs whose task was lost, poll/resume processing jobs that are due
     (this also enforces deadlines), retry refunds that did not happen and "download ready"
-    emails that could not be sent, refund orders not delivered in time, and drop the
-    schedules of jobs that moved on."""
+    emails that could not be sent, refund orders not delivered in time, drop the
+    schedules of jobs that moved on, and bring the reports' daily rollups up to date."""
     now = timezone.now()
     Heartbeat.beat(SWEEPER, now)
     started = 0
@@ -86,6 +86,11 @@ def sweep() -> dict[str, int]:
         clicks.flush_clicks()  # buffered clicks reach the table (and the reports)
     except Exception:
         logger.exception("sweep: writing buffered clicks failed; they stay buffered")
+    try:
+        rollup_days = analytics.refresh_rollups(now)  # after the clicks: they count
+    except Exception:
+        rollup_days = 0
+        logger.exception("sweep: refreshing the report rollups failed; reports read live")
     return {
         "started": started,
         "polled": polled,
@@ -93,6 +98,7 @@ def sweep() -> dict[str, int]:
         "emails_retried": emails_retried,
         "auto_refunds": auto_refunds,
         "schedules_dropped": drop_stale_schedules(),
+        "rollup_days": rollup_days,
     }
 
 
