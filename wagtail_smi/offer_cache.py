@@ -10,6 +10,9 @@ and deleted, and old entries simply expire. The version is bumped when the chang
 and again once it commits, so a request that read the database in between cannot leave a
 stale entry under the new number.
 
+The storefront's site settings, which pages read to render their buttons, are kept the
+same way (``rendering.storefront_settings``): one notion of "the shop changed".
+
 Correct across processes only when they share the cache: with Django's default
 local-memory cache the version and the entries are per process, and a change made in one
 process (the admin) reaches another (a second web worker) only when its entries expire
@@ -68,13 +71,15 @@ def invalidate(*args, **kwargs) -> None:
     transaction.on_commit(_bump, robust=True)
 
 
-def remember(parts: tuple[Hashable, ...], build: Callable[[], T]) -> T:
-    """The entry for ``parts`` under the current version, built (and kept) when missing.
-    ``build`` may return None: that answer is cached too."""
+def remember(
+    parts: tuple[Hashable, ...], build: Callable[[], T], *, timeout: int = ENTRY_SECONDS
+) -> T:
+    """The entry for ``parts`` under the current version, built (and kept ``timeout``
+    seconds) when missing. ``build`` may return None: that answer is cached too."""
     key = f"wagtail_smi:offers:{version()}:" + ":".join(str(part) for part in parts)
     found = cache.get(key, _MISSING)
     if found is not _MISSING:
         return found
     value = build()
-    cache.set(key, value, ENTRY_SECONDS)
+    cache.set(key, value, timeout)
     return value

@@ -1,38 +1,54 @@
 """Rendering sellable images: responsive renditions, the purchase button and the modal's
 assets, shared by the StreamField block, the template tags and rich text.
 
-A page of many sellable images costs no more queries than the same page of plain image
-blocks: images and their renditions are loaded in bulk (Wagtail's rendition cache first,
-then one query for the rest), and the site's storefront settings are read once per
-request (and cached between requests).
+A page of many sellable images costs no more than the same page of plain image blocks:
+images and their renditions are loaded in bulk (Wagtail's rendition cache first, then one
+query for the rest), rendition filters are parsed once per process, each image's
+renditions and URLs are worked out once per render, the purchase URL is reversed once per
+request, and the site's storefront settings are read once per request (and cached between
+requests under the offer cache's version, so a change reaches every process sharing the
+cache at once).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model
 
-from . import links
+from . import offer_cache
 from .models import SaleListing, SmiSiteSettings
 from .models.catalog import raster_format
 
 # Rendition filters used for the responsive image; `SRCSET_WIDTHS[1]` is the fallback src.
 SRCSET_WIDTHS = (400, 800, 1200)
 RENDITION_SPECS = tuple(f"width-{w}" for w in SRCSET_WIDTHS)
-# Saving the settings clears this process's copy; other processes see a change within this.
+FALLBACK_SPEC = RENDITION_SPECS[1]
+# How long a process may serve cached settings when the cache is not shared (a saved
+# settings row changes the offer cache's version, which every process sharing it sees).
 SETTINGS_CACHE_SECONDS = 60
 
 
-# --- bulk loading ------------------------------------------------------------------------
+# --- renditions ----------------------------------------------------------------------------
+
+
+@functools.cache
+def rendition_filters(specs: tuple[str, ...] = RENDITION_SPECS) -> tuple:
+    """Wagtail ``Filter`` objects for ``specs``, built once per process: given a spec string,
+    Wagtail parses it again for every image and every request."""
+    # Not at import time: the block (and so this module) loads while models load.
+    from wagtail.images.models import Filter
+
+    return tuple(Filter(spec) for spec in specs)
 
 
 def load_images(image_ids) -> dict[int, Any]:
@@ -45,61 +61,76 @@ def load_images(image_ids) -> dict[int, Any]:
     return images
 
 
-def prefetch_renditions(images, specs=RENDITION_SPECS) -> None:
-    """Attach existing renditions to each image: from the rendition cache, else one query.
+def prefetch_renditions(images, specs: tuple[str, ...] = RENDITION_SPECS) -> None:
+    """Attach each image's existing renditions for ``specs``: from Wagtail's rendition cache
+    (one read for all of them), else from one query for the images it lacks.
 
-    Missing renditions are created on first render as usual.
+    ``renditions_for`` then finds them without further work; missing renditions are created
+    on first render as usual.
     """
-    # Not at import time: the block (and so this module) loads while models load.
-    from wagtail.images.models import Filter
-
     if not images:
         return
+    filters = rendition_filters(tuple(specs))
     Rendition = images[0].get_rendition_model()
-    filters = [Filter(spec) for spec in specs]
+    wanted = {image.pk: [(f.spec, f.get_cache_key(image)) for f in filters] for image in images}
     keys = {
         image.pk: [
-            Rendition.construct_cache_key(image, f.get_cache_key(image), f.spec) for f in filters
+            Rendition.construct_cache_key(image, key, spec) for spec, key in wanted[image.pk]
         ]
         for image in images
     }
     cached = Rendition.cache_backend.get_many([k for ks in keys.values() for k in ks])
     missing = []
     for image in images:
-        found = [cached[k] for k in keys[image.pk] if k in cached]
-        if len(found) == len(filters):
-            for rendition in found:
-                rendition.image = image
-            image.prefetched_renditions = found
-        else:
-            image.prefetched_renditions = []
+        found = [cached.get(k) for k in keys[image.pk]]
+        if None in found:
             missing.append(image)
+        else:
+            _attach(image, found)
     if not missing:
         return
     by_pk = {image.pk: image for image in missing}
-    found = list(Rendition.objects.filter(image_id__in=by_pk, filter_spec__in=specs))
+    rows = {
+        (r.image_id, r.filter_spec, r.focal_point_key): r
+        for r in Rendition.objects.filter(image_id__in=by_pk, filter_spec__in=specs)
+    }
     # Cache them before attaching their image, so each cache entry stays one small row.
     Rendition.cache_backend.set_many(
         {
-            Rendition.construct_cache_key(by_pk[r.image_id], r.focal_point_key, r.filter_spec): r
-            for r in found
+            Rendition.construct_cache_key(by_pk[image_id], focal_point_key, spec): r
+            for (image_id, spec, focal_point_key), r in rows.items()
         }
     )
-    for rendition in found:
-        image = by_pk[rendition.image_id]
+    for image in missing:
+        found = [rows.get((image.pk, spec, key)) for spec, key in wanted[image.pk]]
+        _attach(image, [r for r in found if r is not None])
+
+
+def _attach(image, renditions) -> None:
+    for rendition in renditions:
         rendition.image = image
-        image.prefetched_renditions.append(rendition)
+    # Where Wagtail's own lookups (``get_rendition``) look first.
+    image.prefetched_renditions = list(renditions)
+    image._smi_renditions = {r.filter_spec: r for r in renditions}
+
+
+def renditions_for(image, specs: tuple[str, ...] = RENDITION_SPECS) -> list:
+    """The image's renditions for ``specs``, in order: the prefetched ones, else found or
+    made by Wagtail; either way remembered on the image for the rest of the render."""
+    known = getattr(image, "_smi_renditions", None)
+    if known is None:
+        known = image._smi_renditions = {}
+    if any(spec not in known for spec in specs):
+        known.update(image.get_renditions(*rendition_filters(tuple(specs))))
+    return [known[spec] for spec in specs]
 
 
 # --- storefront settings and the button ----------------------------------------------------
 
 
-def _settings_cache_key(site_id: int) -> str:
-    return f"wagtail_smi:site-settings:{site_id}"
-
-
 def storefront_settings(request=None, page=None):
-    """The site's ``SmiSiteSettings``: once per request, and cached between requests."""
+    """The site's ``SmiSiteSettings``: once per request, and cached between requests under
+    the offer cache's version (a saved settings row, page or image changes it)."""
     # Not at import time: the block (and so this module) loads while models load.
     from wagtail.models import Site
 
@@ -110,21 +141,44 @@ def storefront_settings(request=None, page=None):
         site = page.get_site()
     if site is None:
         site = Site.objects.filter(is_default_site=True).first()
-    settings_row = None
-    if site is not None:
-        key = _settings_cache_key(site.pk)
-        settings_row = cache.get(key)
-        if settings_row is None:
-            settings_row = SmiSiteSettings.for_site(site)
-            cache.set(key, settings_row, SETTINGS_CACHE_SECONDS)
+    settings_row = _cached_settings(site) if site is not None else None
     if request is not None:
         request._smi_site_settings = settings_row
     return settings_row
 
 
-def forget_settings(sender, instance, **kwargs):
-    """Signal receiver (``signals.connect``): a saved or deleted settings row is re-read."""
-    cache.delete(_settings_cache_key(instance.site_id))
+def _cached_settings(site):
+    created = []
+
+    def build():
+        row = SmiSiteSettings.base_queryset().filter(site=site).first()
+        if row is None:
+            created.append(True)
+            row = SmiSiteSettings.for_site(site)
+        return row
+
+    parts = ("site-settings", site.pk)
+    row = offer_cache.remember(parts, build, timeout=SETTINGS_CACHE_SECONDS)
+    if created:
+        # The site's first read saved its defaults, which moved the version on: keep the
+        # row under the new version too, or the next request reads it again.
+        row = offer_cache.remember(parts, build, timeout=SETTINGS_CACHE_SECONDS)
+    return row
+
+
+# An image id no real URL contains: ``button_href`` reverses once with it, then fills in.
+_SENTINEL_ID = 918273645
+
+
+def button_href(request, image_id: int, page_id: int) -> str:
+    """``links.purchase_path``, with the URL reversed once per request, not per button."""
+    parts = getattr(request, "_smi_purchase_parts", None)
+    if parts is None:
+        path = reverse("wagtail_smi:purchase_page", args=[_SENTINEL_ID])
+        parts = path.split(str(_SENTINEL_ID), 1)
+        if request is not None:
+            request._smi_purchase_parts = parts
+    return f"{parts[0]}{image_id}{parts[1]}?page={page_id}"
 
 
 @dataclass(frozen=True)
@@ -147,8 +201,9 @@ class Button:
         return gettext("%(action)s: %(title)s") % {"action": self.text, "title": self.title}
 
 
-def button_for(request, image, page_id, *, rendition=None) -> Button | None:
-    """The purchase button for an image on a page, or None when selling is switched off."""
+def button_for(request, image, page_id, *, src: str | None = None) -> Button | None:
+    """The purchase button for an image on a page, or None when selling is switched off.
+    ``src`` is the fallback rendition's URL when the caller has it already."""
     if image is None or not page_id:
         return None
     settings_row = storefront_settings(request)
@@ -156,14 +211,15 @@ def button_for(request, image, page_id, *, rendition=None) -> Button | None:
         return None
     if settings_row.sale_refusal(image) is not None:  # not raster, or too small to sell
         return None
-    if rendition is None:
-        rendition = image.get_rendition(RENDITION_SPECS[1])
+    if src is None:
+        [fallback] = renditions_for(image, (FALLBACK_SPEC,))
+        src = fallback.url
     return Button(
-        href=links.purchase_path(image.pk, page_id),
+        href=button_href(request, image.pk, page_id),
         text=settings_row.get_button_text(),
         image_id=image.pk,
         page_id=int(page_id),
-        src=rendition.url,
+        src=src,
         width=image.width,
         height=image.height,
         title=image.title or "",
@@ -171,18 +227,23 @@ def button_for(request, image, page_id, *, rendition=None) -> Button | None:
 
 
 def image_context(request, image, page_id, *, for_sale: bool = True) -> dict[str, Any]:
-    """Template context for one sellable image: its renditions and its button."""
+    """Template context for one sellable image: its renditions, their URLs (each built
+    once) and its button."""
     context: dict[str, Any] = {"image": image, "button": None, "request": request}
     if image is None:
         return context
-    renditions = image.get_renditions(*RENDITION_SPECS)
-    ordered = [renditions[spec] for spec in RENDITION_SPECS]
+    ordered = renditions_for(image)
+    urls = [rendition.url for rendition in ordered]
+    fallback = ordered[RENDITION_SPECS.index(FALLBACK_SPEC)]
+    src = urls[RENDITION_SPECS.index(FALLBACK_SPEC)]
+    # A small image yields the same width twice: one candidate per width.
+    by_width = {r.width: url for r, url in zip(ordered, urls, strict=True)}
     context["renditions"] = ordered
-    context["fallback"] = ordered[1]
-    by_width = {r.width: r for r in ordered}  # a small image yields the same width twice
-    context["srcset"] = ", ".join(f"{r.url} {w}w" for w, r in sorted(by_width.items()))
+    context["fallback"] = fallback
+    context["src"] = src
+    context["srcset"] = ", ".join(f"{url} {w}w" for w, url in sorted(by_width.items()))
     if for_sale:
-        context["button"] = button_for(request, image, page_id, rendition=ordered[1])
+        context["button"] = button_for(request, image, page_id, src=src)
     return context
 
 

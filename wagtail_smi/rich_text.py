@@ -15,7 +15,7 @@ from wagtail.images.formats import get_image_format
 from wagtail.images.rich_text import ImageEmbedHandler
 
 from .models import ImageForSale
-from .rendering import button_for
+from .rendering import FALLBACK_SPEC, button_for, prefetch_renditions
 
 # The page being served, so rich text (which renders without a context) knows it.
 current_page: contextvars.ContextVar = contextvars.ContextVar("smi_current_page", default=None)
@@ -56,6 +56,11 @@ class SellableImageEmbedHandler(ImageEmbedHandler):
         if not on_sale:
             return tags
         request = current_request.get()
+        # The buttons' renditions, for every image on sale at once.
+        prefetch_renditions(
+            [image for image in images if image is not None and image.pk in on_sale],
+            (FALLBACK_SPEC,),
+        )
         result = []
         for tag, image in zip(tags, images, strict=True):
             button = None

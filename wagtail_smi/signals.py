@@ -28,7 +28,7 @@ from django.dispatch import Signal
 from wagtail.images import get_image_model
 from wagtail.signals import page_published, page_unpublished, post_page_move
 
-from . import catalog, offer_cache, queue, rendering, rich_text
+from . import catalog, offer_cache, queue, rich_text
 from .models import ImageForSale, ImagePrice, JobEvent, JobStatus, PurchaseJob, SmiSiteSettings
 from .models.states import UNPAID
 
@@ -128,13 +128,8 @@ def connect() -> None:
     # What is for sale follows publishing (``SaleListing``).
     page_published.connect(catalog.on_published, dispatch_uid="wagtail_smi.catalog.published")
     page_unpublished.connect(catalog.on_unpublished, dispatch_uid="wagtail_smi.catalog.unpublished")
-    # Cached storefront settings are re-read when they change.
-    for signal, uid in ((post_save, "saved"), (post_delete, "deleted")):
-        signal.connect(
-            rendering.forget_settings,
-            sender="wagtail_smi.SmiSiteSettings",
-            dispatch_uid=f"wagtail_smi.settings_{uid}",
-        )
+    # Cached storefront settings follow the offer cache's version, which a saved or deleted
+    # settings row moves on (``connect_offer_cache``).
     # Rich text knows the page it is served on only for the length of the request.
     request_finished.connect(rich_text.forget_page, dispatch_uid="wagtail_smi.forget_page")
     # Status changes are announced to the site's receivers.
