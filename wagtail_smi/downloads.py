@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+import sys
+from collections.abc import Callable
 from urllib.parse import quote
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
@@ -25,8 +27,14 @@ from . import links, progress, storage
 from .conf import smi_settings
 from .http import json_error, operation_error, page, rate_limited_page, status_for, wants_json
 from .models import JobStatus, PurchaseJob
-from .operations import DownloadRefused, check_downloadable, record_download
-from .operations.downloads import find_by_key, find_by_token, find_original, refused
+from .operations import DownloadRefused
+from .operations.downloads import (
+    Claim,
+    claim_download,
+    find_original,
+    refused,
+    settle_download,
+)
 from .ratelimit import check_rate_limit
 from .rendering import storefront_settings
 from .utils import client_ip, hash_ip
@@ -43,9 +51,11 @@ def download(request, token: str) -> HttpResponse:
     retry_after = check_rate_limit(request, "download")
     if retry_after is not None:
         return rate_limited_page(request, retry_after)
-    job = find_by_token(token)
-    fresh_link = links.token_fresh_link_path(token) if job is not None else ""
-    return _download(request, job, fresh_link_url=fresh_link)
+    return _download(
+        request,
+        lambda **how: claim_download(token=token, **how),
+        fresh_link_url=lambda job: links.token_fresh_link_path(token),
+    )
 
 
 @require_safe
@@ -54,30 +64,45 @@ def order_download(request, job_id) -> HttpResponse:
     retry_after = check_rate_limit(request, "download")
     if retry_after is not None:
         return rate_limited_page(request, retry_after)
-    job = find_by_key(job_id, request.GET.get("key"))
-    if job is None:
-        return _download(request, None)
     return _download(
         request,
-        job,
-        fresh_link_url=links.fresh_link_path(job),
-        order_url=links.order_path(job),
+        lambda **how: claim_download(job_id=job_id, key=request.GET.get("key"), **how),
+        fresh_link_url=links.fresh_link_path,
+        order_url=links.order_path,
     )
 
 
 def _download(
-    request, job: PurchaseJob | None, *, fresh_link_url: str = "", order_url: str = ""
+    request,
+    claim_for: Callable[..., Claim],
+    *,
+    fresh_link_url: Callable[[PurchaseJob], str],
+    order_url: Callable[[PurchaseJob], str] | None = None,
 ) -> HttpResponse:
+    """Claim the download (find, check, count and log: one query on PostgreSQL), then
+    serve it; a refusal answers the page or the JSON error."""
+    head = request.method == "HEAD"
+    header = "" if head else request.headers.get("Range", "")
+    ranged = parse_range(header, sys.maxsize) is not None
+    claim = claim_for(
+        client=hash_ip(client_ip(request)),
+        range_hint=1 if ranged and not _STARTS_AT_ZERO.match(header) else None,
+        ranged=ranged,
+        record=not head,
+    )
     try:
-        if job is None:
-            raise refused("not_found")
-        client = hash_ip(client_ip(request))
-        check_downloadable(job, range_start=_range_start_hint(request), client=client)
-        return serve(request, job, client)
+        if claim.refusal is not None:
+            raise claim.refusal
+        return serve(request, claim, header)
     except DownloadRefused as exc:
+        job = claim.job
         if not wants_json(request):
             return refusal_page(
-                request, exc, job, fresh_link_url=fresh_link_url, order_url=order_url
+                request,
+                exc,
+                job,
+                fresh_link_url=fresh_link_url(job) if job is not None else "",
+                order_url=order_url(job) if job is not None and order_url else "",
             )
         response = operation_error(exc)
         response["Cache-Control"] = "no-store"
@@ -151,15 +176,6 @@ def _refusal_words(code: str, job: PurchaseJob | None) -> tuple[str, str]:
     )
 
 
-def _range_start_hint(request) -> int | None:
-    """Before the file's size is known: a ranged GET that does not start at byte 0 may be
-    a resume (1 stands for "after byte 0"); ``serve`` decides with the real range."""
-    header = request.headers.get("Range", "") if request.method == "GET" else ""
-    if not header.startswith("bytes=") or _STARTS_AT_ZERO.match(header):
-        return None
-    return 1
-
-
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """One ``bytes=`` range → (start, end inclusive); None: serve it all; False: unsatisfiable."""
     if not header or not header.startswith("bytes="):
@@ -187,48 +203,73 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     return start, min(end, size - 1)
 
 
-def _ranged_body(handle, start: int, length: int):
-    try:
-        handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
+class FileRange:
+    """One byte range of an open file, read like a whole file (its end is the range's).
 
-
-def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
-    """Answer a download request for an order that passed ``check_downloadable``.
-
-    Every GET is logged, and counted unless it is a resume (see ``record_download``),
-    whichever way the bytes then travel (``DOWNLOAD_SERVE``): streamed from here, by the
-    web server in front, or by the storage behind a presigned URL.
+    With ``sendfile`` the real descriptor is offered, positioned at the range's start: a
+    server whose ``wsgi.file_wrapper`` sends from the file's position for the response's
+    ``Content-Length`` (gunicorn) hands the range to the kernel. Without it the server
+    reads the range in blocks.
     """
+
+    mode = "rb"
+
+    def __init__(self, handle, start: int, length: int, *, sendfile: bool) -> None:
+        handle.seek(start)
+        self._handle = handle
+        self._left = length
+        if sendfile:
+            self.fileno = handle.fileno
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        wanted = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._handle.read(wanted)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _sendfile_honours_length(request) -> bool:
+    """Whether the WSGI server's file wrapper sends from the file's position and stops at
+    ``Content-Length`` (gunicorn does; uWSGI's sends to the end of the file)."""
+    return request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
+
+
+def serve(request, claim: Claim, range_header: str) -> HttpResponse:
+    """Answer a download request whose ``claim_download`` went through.
+
+    The claim has already counted and logged it (unless it is a resume), whichever way the
+    bytes then travel (``DOWNLOAD_SERVE``): streamed from here, by the web server in front,
+    or by the storage behind a presigned URL. A file that turns out missing or a range it
+    cannot satisfy takes the download back (``settle_download``).
+    """
+    job = claim.job
     files = storage.private_storage()
     name = job.result_path
     try:
         size = files.size(name)
     except (FileNotFoundError, OSError):
         logger.error("job %s: delivered file %s is missing", job.pk, name)
+        settle_download(claim, served=False, range_start=None)
         raise refused("missing") from None
     content_type = (
         job.result_content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
     )
-    head = request.method == "HEAD"
-    byte_range = None if head else parse_range(request.headers.get("Range"), size)
-    if byte_range is False:
-        response = json_error("range_not_satisfiable", _("Requested range not satisfiable."), 416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    if head:
+    if request.method == "HEAD":
         response = HttpResponse(content_type=content_type)
         response["Content-Length"] = str(size)
         return _download_headers(response, job)
-    record_download(job, client=client, range_start=byte_range[0] if byte_range else None)
+    byte_range = parse_range(range_header, size)
+    if byte_range is False:
+        settle_download(claim, served=False, range_start=None)
+        response = json_error("range_not_satisfiable", _("Requested range not satisfiable."), 416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    settle_download(claim, served=True, range_start=byte_range[0] if byte_range else None)
     mode = (smi_settings.DOWNLOAD_SERVE or "django").lower()
     if mode == "redirect":
         return _redirect(job, content_type)
@@ -248,23 +289,30 @@ def serve(request, job: PurchaseJob, client: str) -> HttpResponse:
             return _download_headers(response, job)
         # wagtail_smi.E021 says so at start-up; the customer still gets the file.
         logger.error("X-Sendfile needs a local private storage: job %s streamed", job.pk)
-    return _stream(files, name, content_type, size, byte_range, job)
+    return _stream(
+        files, name, content_type, size, byte_range, job, sendfile=_sendfile_honours_length(request)
+    )
 
 
-def _stream(files, name: str, content_type: str, size: int, byte_range, job) -> HttpResponse:
-    """The file itself, from any storage: whole, or the one range asked for (206)."""
+def _stream(
+    files, name: str, content_type: str, size: int, byte_range, job, *, sendfile: bool = False
+) -> HttpResponse:
+    """The file itself, from any storage: whole, or the one range asked for (206), as an
+    open file the WSGI server can hand to ``sendfile``."""
     if byte_range is None:
         response = FileResponse(files.open(name, "rb"), content_type=content_type)
         response["Content-Length"] = str(size)
     else:
         start, end = byte_range
-        response = StreamingHttpResponse(
-            _ranged_body(files.open(name, "rb"), start, end - start + 1),
+        length = end - start + 1
+        response = FileResponse(
+            FileRange(files.open(name, "rb"), start, length, sendfile=sendfile),
             status=206,
             content_type=content_type,
         )
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response["Content-Length"] = str(end - start + 1)
+        response["Content-Length"] = str(length)
+    response.block_size = CHUNK_SIZE
     return _download_headers(response, job)
 
 
@@ -292,13 +340,16 @@ def _redirect(job: PurchaseJob, content_type: str) -> HttpResponse:
 
 
 def _download_headers(response: HttpResponse, job: PurchaseJob) -> HttpResponse:
-    """The headers every download answer carries (nginx drops them on X-Accel-Redirect:
-    the internal location sets them again, docs/deployment.md)."""
+    """The headers every download answer carries, whatever the site's middleware adds.
+    nginx keeps only the first four on an X-Accel-Redirect: its internal location sets
+    the others again (deploy/nginx/wagtail-smi.conf, tested)."""
     response["Content-Disposition"] = f'attachment; filename="{storage.download_filename(job)}"'
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "no-store, private"
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
+    response["X-Frame-Options"] = "DENY"
+    response["Cross-Origin-Opener-Policy"] = "same-origin"
     return response
 
 
