@@ -229,7 +229,15 @@ if os.environ.get("SMI_CACHE_URL", "").strip():
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # One process's own memory: enough entries to hold the demo's pages (cached prices and
+    # offers for every image, renditions, rate-limit counters), which Django's default of 300
+    # does not. Several web processes and workers share nothing this way: set SMI_CACHE_URL.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }
 
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ.get("SMI_EMAIL_DIR", str(VAR_DIR / "mail"))
@@ -264,7 +272,14 @@ if QUEUE_BROKER == "redis":
     Q_CLUSTER["redis"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 elif QUEUE_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 1
+    # The ORM broker has no way to wake a worker: when a read finds the queue empty, the
+    # cluster sleeps ``poll`` seconds before the next one (django-q2's default: 0.2). A
+    # paid order therefore waits poll / 2 on average, up to ``poll``, before its upscaler
+    # submission starts. 0.1 s keeps that wait well under the time a submission takes, for
+    # ten indexed reads a second per cluster while idle (nothing for PostgreSQL; on SQLite,
+    # in WAL mode, reads do not block the writers). The Redis broker blocks on the list
+    # instead, and wakes at once.
+    Q_CLUSTER["poll"] = 0.1
 else:
     raise ValueError(f"SMI_QUEUE_BROKER must be 'orm' or 'redis', not {QUEUE_BROKER!r}")
 

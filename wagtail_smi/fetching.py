@@ -16,6 +16,13 @@ inside the shop's network, so the download is guarded against server-side reques
   it passes, whatever the transfer is doing (TLS handshake, headers or body), so a server
   that drips bytes cannot hold a worker; and a size cap.
 
+A connection whose download completed is kept alive for the next result of the same worker
+thread (each process and thread keeps its own, at most ``MAX_IDLE_CONNECTIONS``), but only
+under the key it was checked for: scheme, host name, port, the address it was pinned to
+and the trusted certificates. The next download checks its URL from scratch (parse,
+resolve, policy) and reuses a connection only when the address it is pinned to is among
+the ones just checked; a connection the server closed meanwhile is replaced by a new one.
+
 The resolver and the address policy are plain callables passed to ``ResultFetcher``, so a
 test can prove the pinning with a resolver that changes its answer. No proxy is used: a
 proxy would resolve the name again itself.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -92,6 +100,10 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 class ResultRejected(Exception):
     """The upscaler's result cannot be accepted (URL not allowed, too big, not an image)."""
+
+
+class ConnectionLost(RetryableUpscalerError):
+    """The connection broke before the whole answer arrived (not the deadline)."""
 
 
 # Address policy and resolver ---------------------------------------------------------------
@@ -293,6 +305,43 @@ class _PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
     pass
 
 
+# Kept-alive connections -------------------------------------------------------------------
+
+MAX_IDLE_CONNECTIONS = 4
+ConnectionKey = tuple[str, str, int, str, str]
+
+
+class _IdleConnections(threading.local):
+    """This thread's kept-alive result connections, by ``ConnectionKey``; forgotten in a
+    forked child (django-q2 forks its workers), so no two processes share a socket."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.connections: dict[ConnectionKey, HTTPConnection] = {}
+
+    def take(self, key: ConnectionKey) -> HTTPConnection | None:
+        if self.pid != os.getpid():
+            self.pid, self.connections = os.getpid(), {}
+        connection = self.connections.pop(key, None)
+        if connection is not None and not connection.is_connected:
+            connection.close()  # the server closed it meanwhile
+            return None
+        return connection
+
+    def park(self, key: ConnectionKey, connection: HTTPConnection) -> None:
+        if self.pid != os.getpid():
+            self.pid, self.connections = os.getpid(), {}
+        previous = self.connections.pop(key, None)
+        if previous is not None:
+            previous.close()
+        while len(self.connections) >= MAX_IDLE_CONNECTIONS:
+            self.connections.pop(next(iter(self.connections))).close()
+        self.connections[key] = connection
+
+
+_idle = _IdleConnections()
+
+
 # The fetcher -----------------------------------------------------------------------------
 
 
@@ -373,6 +422,17 @@ class ResultFetcher:
             target.host, target.port, timeout=timeout, address=address, watchdog=watchdog
         )
 
+    def _key(self, target: Target, address: IPAddress) -> ConnectionKey:
+        return (target.scheme, target.host, target.port, str(address), self.ca_file or "")
+
+    def _reused(self, target: Target, address: IPAddress, watchdog: _Watchdog):
+        """A kept-alive connection pinned to this checked address, now under ``watchdog``."""
+        connection = _idle.take(self._key(target, address))
+        if connection is not None:
+            connection.sock.settimeout(max(watchdog.remaining(), 0.001))
+            watchdog.watch(connection.sock)
+        return connection
+
     def _download(
         self, target: Target, addresses: list[IPAddress], destination: Path, give_up_at: float
     ):
@@ -383,9 +443,29 @@ class ResultFetcher:
             left = watchdog.remaining()
             if left <= 0:
                 raise RetryableUpscalerError("result download took too long")
+            reused = self._reused(target, address, watchdog)
+            if reused is not None:
+                keep = False
+                try:
+                    outcome = self._exchange(reused, target, destination, watchdog)
+                    keep = isinstance(outcome, Path) and reused.sock is not None
+                    return outcome
+                except ConnectionLost:
+                    # Closed by the server as the request went out: a GET may be asked
+                    # again, on a new connection, within the same deadline.
+                    if watchdog.fired or watchdog.remaining() <= 0:
+                        raise
+                finally:
+                    watchdog.release()
+                    if keep and not watchdog.fired:
+                        _idle.park(self._key(target, address), reused)
+                    else:
+                        reused.close()
+                watchdog = _Watchdog(give_up_at)
             connection = self._connection(
-                target, address, watchdog, min(self.connect_timeout, left)
+                target, address, watchdog, min(self.connect_timeout, watchdog.remaining())
             )
+            keep = False
             try:
                 try:
                     connection.connect()
@@ -394,10 +474,17 @@ class ResultFetcher:
                         raise RetryableUpscalerError("result download took too long") from exc
                     last_error = exc
                     continue  # another checked address of the same host may answer
-                return self._exchange(connection, target, destination, watchdog)
+                outcome = self._exchange(connection, target, destination, watchdog)
+                # Kept for the next result when the whole answer was read and the server
+                # keeps the connection open (http.client drops ``sock`` otherwise).
+                keep = isinstance(outcome, Path) and connection.sock is not None
+                return outcome
             finally:
                 watchdog.release()
-                connection.close()
+                if keep and not watchdog.fired:
+                    _idle.park(self._key(target, address), connection)
+                else:
+                    connection.close()
         raise RetryableUpscalerError(
             f"result download failed: {last_error.__class__.__name__ if last_error else 'no address'}"
         )
@@ -470,7 +557,7 @@ class ResultFetcher:
     def _network_error(watchdog: _Watchdog, what: str, exc: Exception) -> RetryableUpscalerError:
         if watchdog.fired or watchdog.remaining() <= 0:
             return RetryableUpscalerError("result download took too long")
-        return RetryableUpscalerError(f"{what}: {exc.__class__.__name__}")
+        return ConnectionLost(f"{what}: {exc.__class__.__name__}")
 
 
 # The fetcher the settings describe, and what a fetched result must be --------------------

@@ -48,6 +48,7 @@ from ..upscalers import (
     SUCCESS,
     FinalUpscalerError,
     RetryableUpscalerError,
+    UpscaleRequest,
     get_upscaler,
 )
 from ..workflow import TransitionNotAllowed, locked_job, record_event, transition, update_job
@@ -113,7 +114,8 @@ def poll_interval(job: PurchaseJob, now: datetime) -> float:
 
 def process_job(job_id: JobId) -> None:
     """Move a job forward from wherever it is; the queue and the sweeper call this."""
-    job = PurchaseJob.objects.filter(pk=job_id).first()
+    # The image and the site come with the row: the upscaler's request needs both.
+    job = PurchaseJob.objects.select_related("site", "image").filter(pk=job_id).first()
     if job is None:
         logger.warning("process_job: no job %s", job_id)
         return
@@ -131,6 +133,18 @@ def _start(job: PurchaseJob) -> None:
         needs_attention(job, "the deadline passed before processing started", from_states={S.PAID})
         return
     upscaler = get_upscaler()
+    submitting = not upscaler.synchronous and not job.upscaler_job_id
+    # Built from the row just read (plain values that the claim does not change), so the
+    # stamp below is committed as close as possible to the moment the request leaves.
+    request = upscale_request(job)
+    fields = {
+        "upscaler": upscaler.name,
+        "deadline_at": deadline,
+        "next_attempt_at": now + timedelta(seconds=lease_seconds()),
+    }
+    if submitting:
+        # The submission's stamp (see ``_submit``) rides on the claim's transaction.
+        fields["upscaler_submitted_at"] = now
     try:
         job = transition(
             job,
@@ -138,16 +152,14 @@ def _start(job: PurchaseJob) -> None:
             code=EventCode.PROCESSING_STARTED,
             data={"upscaler": upscaler.name},
             only_from={S.PAID},
-            upscaler=upscaler.name,
-            deadline_at=deadline,
-            next_attempt_at=now + timedelta(seconds=lease_seconds()),
+            **fields,
         )
     except TransitionNotAllowed:
         return  # another worker claimed it
     if job.upscaler_job_id and not upscaler.synchronous:
         _poll(job, upscaler)  # an admin retry while the upscaler still has the job
     else:
-        _run(job, upscaler)
+        _run(job, upscaler, request, stamped=submitting)
 
 
 def _continue(job: PurchaseJob) -> None:
@@ -171,17 +183,27 @@ def _continue(job: PurchaseJob) -> None:
         return
     # No upscaler job id yet: a crashed worker, a retry waiting for its backoff, or a
     # submission whose answer was lost.
+    stamped = False
     with locked_job(job) as current:
         due = current.next_attempt_at is None or current.next_attempt_at <= now
         if current.status != S.PROCESSING or current.upscaler_job_id or not due:
             return
-        if current.upscaler_submitted_at is None:
+        lost = current.upscaler_submitted_at is not None
+        if not lost:
             current.next_attempt_at = now + timedelta(seconds=lease_seconds())
-            current.save(update_fields=["next_attempt_at", "updated_at"])
-    if current.upscaler_submitted_at:
+            update_fields = ["next_attempt_at", "updated_at"]
+            if not upscaler.synchronous:
+                # The submission's stamp (see ``_submit``), with the lease, in one write.
+                current.upscaler_submitted_at = now
+                update_fields.append("upscaler_submitted_at")
+                stamped = True
+            current.save(update_fields=update_fields)
+    if lost:
         _await_lost_submission(current, now)
     else:
-        _run(current, upscaler)
+        # The request's values (sizes, image, site, callback secret) never change once
+        # paid: the row read with its image and site will do.
+        _run(current, upscaler, upscale_request(job), stamped=stamped)
 
 
 def _claim_poll(job: PurchaseJob, now: datetime) -> bool:
@@ -202,17 +224,17 @@ def _next_attempt(job: PurchaseJob, at: datetime, **fields) -> PurchaseJob:
     return job
 
 
-def _run(job: PurchaseJob, upscaler) -> None:
+def _run(job: PurchaseJob, upscaler, request: UpscaleRequest, *, stamped: bool = False) -> None:
     """Submit to an asynchronous upscaler, or upscale right here with a synchronous one."""
     if upscaler.synchronous:
-        _upscale_here(job, upscaler)
+        _upscale_here(job, upscaler, request)
     else:
-        _submit(job, upscaler)
+        _submit(job, upscaler, request, stamped=stamped)
 
 
-def _upscale_here(job: PurchaseJob, upscaler) -> None:
+def _upscale_here(job: PurchaseJob, upscaler, request: UpscaleRequest) -> None:
     try:
-        path = upscaler.upscale(upscale_request(job), temp_dir())
+        path = upscaler.upscale(request, temp_dir())
     except FinalUpscalerError as exc:
         fail(job, REASON_UPSCALE_FAILED, f"{exc.code}: {exc}", alert=exc.code in SETUP_ERRORS)
         return
@@ -234,18 +256,20 @@ def _upscale_here(job: PurchaseJob, upscaler) -> None:
         path.unlink(missing_ok=True)
 
 
-def _submit(job: PurchaseJob, upscaler) -> None:
+def _submit(job: PurchaseJob, upscaler, request: UpscaleRequest, *, stamped: bool) -> None:
     """Submit to an asynchronous upscaler, which charges for every submission it receives.
 
     The attempt is stamped, and committed, before the request leaves: when the worker dies
     or the answer is lost, the next worker finds the stamp and does not submit again; it
     waits for the upscaler's callback instead (``_await_lost_submission``). Only an error
     that proves the request never arrived (no connection, 429, 503...) clears the stamp
-    and lets a later attempt submit again.
+    and lets a later attempt submit again. The callers usually stamp it in the transaction
+    that claimed the job (``stamped``), which saves a transaction per job.
     """
-    job = update_job(job, upscaler_submitted_at=timezone.now())
+    if not stamped:
+        job = update_job(job, upscaler_submitted_at=timezone.now())
     try:
-        result = upscaler.submit(upscale_request(job))
+        result = upscaler.submit(request)
     except FinalUpscalerError as exc:  # an answer refusing the job: nothing was started
         fail(job, REASON_UPSCALE_FAILED, f"{exc.code}: {exc}", alert=exc.code in SETUP_ERRORS)
         return
@@ -281,6 +305,11 @@ def _record_submission(job: PurchaseJob, upscaler, result) -> None:
             for name, value in fields.items():
                 setattr(current, name, value)
             current.save(update_fields=[*fields, "updated_at"])
+            record_event(
+                current,
+                EventCode.SUBMITTED,
+                {"upscaler": upscaler.name, "external_id": result.external_id, "via": "answer"},
+            )
     if adopted:
         if adopted != result.external_id:
             logger.warning(
@@ -301,11 +330,6 @@ def _record_submission(job: PurchaseJob, upscaler, result) -> None:
                 },
             )
         return
-    record_event(
-        current,
-        EventCode.SUBMITTED,
-        {"upscaler": upscaler.name, "external_id": result.external_id, "via": "answer"},
-    )
     if called_back and current.status == S.PROCESSING:
         _poll(current, upscaler)
 
@@ -370,57 +394,67 @@ def _poll(job: PurchaseJob, upscaler) -> None:
     except Exception as exc:  # a bug, or an answer the client did not expect
         _unexpected_failure(job, "checking the upscaler's status", exc)
         return
-    fields = {"last_polled_at": now, "upscaler_status": status.status}
+    # What the poll saw is saved with whatever the poll leads to (the delivery, the failure
+    # or the next poll), in that step's own write, rather than in a write of its own.
+    seen = {"last_polled_at": now, "upscaler_status": status.status}
     if status.credits is not None:
-        fields["upscaler_credits"] = status.credits
-    job = update_job(job, **fields)
+        seen["upscaler_credits"] = status.credits
+    for name, value in seen.items():
+        setattr(job, name, value)
     if status.status == SUCCESS:
         try:
-            _fetch_and_deliver(job, status.image_url)
+            _fetch_and_deliver(job, status.image_url, seen)
         except Exception as exc:  # storage down, a malformed URL, a bug
-            _unexpected_failure(job, "fetching and delivering the result", exc)
+            _unexpected_failure(job, "fetching and delivering the result", exc, seen)
     elif status.status == FAILED:
-        fail(job, REASON_UPSCALE_FAILED, f"upscaler_failed: {status.error}")
+        fail(job, REASON_UPSCALE_FAILED, f"upscaler_failed: {status.error}", **seen)
     else:
-        _next_attempt(job, now + timedelta(seconds=poll_interval(job, now)))
+        _next_attempt(job, now + timedelta(seconds=poll_interval(job, now)), **seen)
 
 
-def _fetch_and_deliver(job: PurchaseJob, url: str) -> None:
+def _fetch_and_deliver(job: PurchaseJob, url: str, seen: dict) -> None:
     if job.status != S.PROCESSING:
         return
     try:
         path = fetch_result(url)
     except ResultRejected as exc:
-        fail(job, REASON_RESULT_INVALID, f"result_rejected: {exc}")
+        fail(job, REASON_RESULT_INVALID, f"result_rejected: {exc}", **seen)
         return
     except RetryableUpscalerError as exc:
-        retry_later(job, f"fetching the result: {exc}", on_exhausted="fail")
+        retry_later(job, f"fetching the result: {exc}", on_exhausted="fail", **seen)
         return
     try:
-        _validate_and_deliver(job, path)
+        _validate_and_deliver(job, path, seen)
     finally:
         path.unlink(missing_ok=True)
 
 
-def _validate_and_deliver(job: PurchaseJob, path: Path) -> None:
+def _validate_and_deliver(job: PurchaseJob, path: Path, seen: dict | None = None) -> None:
+    seen = seen or {}
     try:
         path = validate_result(path, job.output_width, job.output_height)
     except ResultRejected as exc:
-        fail(job, REASON_RESULT_INVALID, f"result_invalid: {exc}")
+        fail(job, REASON_RESULT_INVALID, f"result_invalid: {exc}", **seen)
         return
     try:
-        deliver(job.pk, path)
+        deliver(job.pk, path, **seen)
     finally:
         path.unlink(missing_ok=True)
 
 
-def deliver(job_id: JobId, path: Path) -> bool:
+def deliver(job_id: JobId, path: Path, **fields) -> bool:
     """Install a validated result for a processing job; returns whether this call did.
+    ``fields`` are saved with the delivery (what the last poll saw).
 
     Safe to run twice: see ``delivery.install_result``.
     """
     delivered = install_result(
-        job_id, path, from_states={S.PROCESSING}, code=EventCode.DELIVERED, next_attempt_at=None
+        job_id,
+        path,
+        from_states={S.PROCESSING},
+        code=EventCode.DELIVERED,
+        next_attempt_at=None,
+        **fields,
     )
     if delivered is None:
         return False
@@ -431,14 +465,16 @@ def deliver(job_id: JobId, path: Path) -> bool:
 # Outcomes ----------------------------------------------------------------------------------
 
 
-def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
+def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str, **fields) -> None:
+    """Count a failed attempt and try again after a backoff, or give up after the last.
+    ``fields`` are saved with it (what the last poll saw)."""
     attempts = job.attempts + 1
     if attempts >= smi_settings.MAX_ATTEMPTS:
         message = f"gave up after {attempts} attempts: {error}"
         if on_exhausted == "fail":
-            fail(job, REASON_RESULT_UNAVAILABLE, message)
+            fail(job, REASON_RESULT_UNAVAILABLE, message, **fields)
         else:
-            needs_attention(job, message)
+            needs_attention(job, message, **fields)
         return
     delay = backoff_seconds(attempts)
     _next_attempt(
@@ -446,6 +482,7 @@ def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
         timezone.now() + timedelta(seconds=delay),
         attempts=attempts,
         last_error=error[:1000],
+        **fields,
     )
     record_event(
         job,
@@ -454,7 +491,9 @@ def retry_later(job: PurchaseJob, error: str, *, on_exhausted: str) -> None:
     )
 
 
-def _unexpected_failure(job: PurchaseJob, step: str, exc: Exception) -> None:
+def _unexpected_failure(
+    job: PurchaseJob, step: str, exc: Exception, seen: dict | None = None
+) -> None:
     """An exception no upscaler contract covers (a bug, a full disk, storage down, an answer
     the client did not expect): logged with its traceback, then counted like a retryable
     error so that it ends with ``needs_attention`` and an admin alert, never in a loop."""
@@ -464,13 +503,14 @@ def _unexpected_failure(job: PurchaseJob, step: str, exc: Exception) -> None:
         return
     error = f"{step}: {exc.__class__.__name__}: {exc}"
     if timezone.now() >= job_deadline(current):
-        needs_attention(current, f"deadline passed; {error}")
+        needs_attention(current, f"deadline passed; {error}", **(seen or {}))
     else:
-        retry_later(current, error, on_exhausted="attention")
+        retry_later(current, error, on_exhausted="attention", **(seen or {}))
 
 
-def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> None:
-    """``failed``, then refund after commit (the refund's email tells the customer)."""
+def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False, **fields) -> None:
+    """``failed``, then refund after commit (the refund's email tells the customer).
+    ``fields`` are saved with the transition."""
     try:
         job = transition(
             job,
@@ -480,6 +520,7 @@ def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> 
             only_from=IN_PIPELINE,
             last_error=detail[:1000],
             next_attempt_at=None,
+            **fields,
         )
     except TransitionNotAllowed:
         return
@@ -494,8 +535,10 @@ def fail(job: PurchaseJob, reason: str, detail: str, *, alert: bool = False) -> 
 
 
 def needs_attention(
-    job: PurchaseJob, message: str, *, from_states: Iterable[str] | None = None
+    job: PurchaseJob, message: str, *, from_states: Iterable[str] | None = None, **fields
 ) -> None:
+    """An admin must look at the job (they are alerted, the customer told of the delay).
+    ``fields`` are saved with the transition."""
     try:
         job = transition(
             job,
@@ -505,6 +548,7 @@ def needs_attention(
             only_from=from_states or IN_PIPELINE,
             last_error=message[:1000],
             next_attempt_at=None,
+            **fields,
         )
     except TransitionNotAllowed:
         return

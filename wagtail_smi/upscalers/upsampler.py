@@ -5,16 +5,28 @@ OPTIONS: ``API_KEY`` (required), ``API_BASE`` (with its path, default
 ``ORIGINAL_URLS``: ``"public"`` (the original's own storage URL, made absolute with
 ``PUBLIC_BASE_URL``) or ``"signed"`` (a short-lived signed URL of ours, for storage that
 is not public). Public is the default and falls back to signed when the storage has no URL.
+
+Each worker process (each thread, in a threaded web server) keeps one ``requests.Session``
+(``api_session``), so the polls and submissions of one worker reuse a kept-alive connection
+instead of a new TCP and TLS handshake per call. Only idempotent calls are retried by it
+(a status poll: once more, at once, on a connection that could not be made or a
+500/502/503/504); a submission is sent at most once per call whatever happens, since
+Upsampler charges for every submission it receives: the job's own retry logic decides,
+knowing whether the request may have arrived.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+import threading
 from decimal import Decimal, InvalidOperation
 
 import requests
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
 
 from .base import (
     FAILED,
@@ -67,6 +79,52 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+class IdempotentRetry(Retry):
+    """urllib3's retries for the methods in ``allowed_methods`` only: any other call (the
+    submission POST) is never sent twice, not even after a connection that failed, so it
+    fails exactly as it would without a retry policy and the caller decides."""
+
+    def increment(self, method=None, url=None, *args, **kwargs):
+        if method and not self._is_method_retryable(method):
+            return Retry(0, read=False).increment(method, url, *args, **kwargs)
+        return super().increment(method, url, *args, **kwargs)
+
+
+# Status polls: one more try, at once, after a failed connection or a server error. A
+# read timeout is not retried here (it would hold the worker for another full timeout):
+# the job polls again later. 429 neither: Upsampler asks us to slow down.
+API_RETRY = IdempotentRetry(
+    total=1,
+    connect=1,
+    read=False,
+    status=1,
+    other=0,
+    allowed_methods=frozenset({"GET"}),
+    status_forcelist=frozenset({500, 502, 503, 504}),
+    backoff_factor=0,
+    respect_retry_after_header=False,
+    raise_on_status=False,
+)
+
+_sessions = threading.local()
+
+
+def api_session() -> requests.Session:
+    """This thread's session for Upsampler's API: connections kept alive between calls.
+
+    Made lazily, and again in a forked child (django-q2 forks its workers), so no two
+    processes ever share a socket."""
+    pid = os.getpid()
+    session = getattr(_sessions, "session", None)
+    if session is None or getattr(_sessions, "pid", None) != pid:
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=API_RETRY, pool_connections=4, pool_maxsize=1)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _sessions.session, _sessions.pid = session, pid
+    return session
+
+
 def _credits(value) -> Decimal | None:
     if value in (None, ""):
         return None
@@ -102,7 +160,7 @@ class UpsamplerUpscaler(BaseUpscaler):
         if not key:
             raise FinalUpscalerError("no Upsampler API key configured", code="invalid_api_key")
         try:
-            response = requests.request(
+            response = api_session().request(
                 method,
                 f"{self.api_base}{path}",
                 headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
