@@ -271,7 +271,9 @@ def test_url_with_a_backslash_and_userinfo_never_reaches_the_loopback_resource(
         )
         with django_capture_on_commit_callbacks(execute=True):
             queue.enqueue_processing(job.pk)
-        PurchaseJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER)
+        PurchaseJob.objects.filter(pk=job.pk).update(
+            next_attempt_at=timezone.now() - maintenance.OVERDUE_AFTER
+        )
         with django_capture_on_commit_callbacks(execute=True):
             maintenance.sweep()
 
