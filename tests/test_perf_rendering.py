@@ -12,7 +12,7 @@ from wagtail.images.models import Filter
 
 from tests.html_support import parse, select
 from tests.storefront_support import plain, publish_gallery, rich_text_with, sellable
-from wagtail_smi import offer_cache, rendering
+from wagtail_smi import links, offer_cache
 from wagtail_smi.models import ImageForSale, SmiSiteSettings
 
 pytestmark = pytest.mark.django_db
@@ -110,13 +110,13 @@ def test_each_rendition_url_is_built_once_per_render(client, gallery, monkeypatc
 def test_the_purchase_url_is_reversed_once_per_request(client, gallery, monkeypatch):
     client.get(gallery["sellable"].url)
     reversed_names = []
-    reverse = rendering.reverse
+    reverse = links.reverse
 
     def counting_reverse(viewname, *args, **kwargs):
         reversed_names.append(viewname)
         return reverse(viewname, *args, **kwargs)
 
-    monkeypatch.setattr(rendering, "reverse", counting_reverse)
+    monkeypatch.setattr(links, "reverse", counting_reverse)
 
     hrefs = [a["href"] for a in select(client.get(gallery["sellable"].url), "a.smi-get-button")]
 

@@ -319,9 +319,12 @@ class _IdleConnections(threading.local):
         self.pid = os.getpid()
         self.connections: dict[ConnectionKey, HTTPConnection] = {}
 
-    def take(self, key: ConnectionKey) -> HTTPConnection | None:
+    def _forget_if_forked(self) -> None:
         if self.pid != os.getpid():
             self.pid, self.connections = os.getpid(), {}
+
+    def take(self, key: ConnectionKey) -> HTTPConnection | None:
+        self._forget_if_forked()
         connection = self.connections.pop(key, None)
         if connection is not None and not connection.is_connected:
             connection.close()  # the server closed it meanwhile
@@ -329,8 +332,7 @@ class _IdleConnections(threading.local):
         return connection
 
     def park(self, key: ConnectionKey, connection: HTTPConnection) -> None:
-        if self.pid != os.getpid():
-            self.pid, self.connections = os.getpid(), {}
+        self._forget_if_forked()
         previous = self.connections.pop(key, None)
         if previous is not None:
             previous.close()
@@ -445,49 +447,49 @@ class ResultFetcher:
                 raise RetryableUpscalerError("result download took too long")
             reused = self._reused(target, address, watchdog)
             if reused is not None:
-                keep = False
                 try:
-                    outcome = self._exchange(reused, target, destination, watchdog)
-                    keep = isinstance(outcome, Path) and reused.sock is not None
-                    return outcome
+                    return self._exchange_keeping(reused, target, address, destination, watchdog)
                 except ConnectionLost:
                     # Closed by the server as the request went out: a GET may be asked
                     # again, on a new connection, within the same deadline.
                     if watchdog.fired or watchdog.remaining() <= 0:
                         raise
-                finally:
-                    watchdog.release()
-                    if keep and not watchdog.fired:
-                        _idle.park(self._key(target, address), reused)
-                    else:
-                        reused.close()
                 watchdog = _Watchdog(give_up_at)
             connection = self._connection(
                 target, address, watchdog, min(self.connect_timeout, watchdog.remaining())
             )
-            keep = False
             try:
-                try:
-                    connection.connect()
-                except (HTTPError, OSError) as exc:
-                    if watchdog.fired or watchdog.remaining() <= 0:
-                        raise RetryableUpscalerError("result download took too long") from exc
-                    last_error = exc
-                    continue  # another checked address of the same host may answer
-                outcome = self._exchange(connection, target, destination, watchdog)
-                # Kept for the next result when the whole answer was read and the server
-                # keeps the connection open (http.client drops ``sock`` otherwise).
-                keep = isinstance(outcome, Path) and connection.sock is not None
-                return outcome
-            finally:
+                connection.connect()
+            except (HTTPError, OSError) as exc:
+                timed_out = watchdog.fired or watchdog.remaining() <= 0
                 watchdog.release()
-                if keep and not watchdog.fired:
-                    _idle.park(self._key(target, address), connection)
-                else:
-                    connection.close()
+                connection.close()
+                if timed_out:
+                    raise RetryableUpscalerError("result download took too long") from exc
+                last_error = exc
+                continue  # another checked address of the same host may answer
+            return self._exchange_keeping(connection, target, address, destination, watchdog)
         raise RetryableUpscalerError(
             f"result download failed: {last_error.__class__.__name__ if last_error else 'no address'}"
         )
+
+    def _exchange_keeping(
+        self, connection, target: Target, address: IPAddress, destination: Path, watchdog
+    ):
+        """``_exchange``, then the connection is kept for the next result when the whole
+        answer was read and the server keeps it open (http.client drops ``sock``
+        otherwise), or closed."""
+        keep = False
+        try:
+            outcome = self._exchange(connection, target, destination, watchdog)
+            keep = isinstance(outcome, Path) and connection.sock is not None
+            return outcome
+        finally:
+            watchdog.release()
+            if keep and not watchdog.fired:
+                _idle.park(self._key(target, address), connection)
+            else:
+                connection.close()
 
     def _exchange(self, connection, target: Target, destination: Path, watchdog: _Watchdog):
         try:

@@ -75,8 +75,20 @@ def dummy_checkout_url(job) -> str:
     )
 
 
-def purchase_path(image_id: int, page_id: int) -> str:
-    return f"{reverse('wagtail_smi:purchase_page', args=[image_id])}?page={page_id}"
+# An image id no real URL contains: ``purchase_path`` reverses once with it, then fills in.
+_SENTINEL_ID = 918273645
+
+
+def purchase_path(image_id: int, page_id: int, request=None) -> str:
+    """The no-JS purchase page of an image on a page. Given the ``request``, the URL is
+    reversed once per request and filled in for each image (a page may have hundreds)."""
+    parts = getattr(request, "_smi_purchase_parts", None)
+    if parts is None:
+        path = reverse("wagtail_smi:purchase_page", args=[_SENTINEL_ID])
+        parts = path.split(str(_SENTINEL_ID), 1)
+        if request is not None:
+            request._smi_purchase_parts = parts
+    return f"{parts[0]}{image_id}{parts[1]}?page={page_id}"
 
 
 def page_url(page, site) -> str:

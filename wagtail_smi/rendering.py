@@ -18,14 +18,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import Q
-from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model
 
-from . import offer_cache
+from . import links, offer_cache
 from .models import SaleListing, SmiSiteSettings
 from .models.catalog import raster_format
 
@@ -166,21 +165,6 @@ def _cached_settings(site):
     return row
 
 
-# An image id no real URL contains: ``button_href`` reverses once with it, then fills in.
-_SENTINEL_ID = 918273645
-
-
-def button_href(request, image_id: int, page_id: int) -> str:
-    """``links.purchase_path``, with the URL reversed once per request, not per button."""
-    parts = getattr(request, "_smi_purchase_parts", None)
-    if parts is None:
-        path = reverse("wagtail_smi:purchase_page", args=[_SENTINEL_ID])
-        parts = path.split(str(_SENTINEL_ID), 1)
-        if request is not None:
-            request._smi_purchase_parts = parts
-    return f"{parts[0]}{image_id}{parts[1]}?page={page_id}"
-
-
 @dataclass(frozen=True)
 class Button:
     href: str
@@ -215,7 +199,7 @@ def button_for(request, image, page_id, *, src: str | None = None) -> Button | N
         [fallback] = renditions_for(image, (FALLBACK_SPEC,))
         src = fallback.url
     return Button(
-        href=button_href(request, image.pk, page_id),
+        href=links.purchase_path(image.pk, page_id, request),
         text=settings_row.get_button_text(),
         image_id=image.pk,
         page_id=int(page_id),

@@ -133,12 +133,18 @@ def record_download(job: PurchaseJob, *, client: str, range_start: int | None) -
     ``DownloadEvent`` records whether it was counted.
     """
     resuming = is_resume(job, range_start, client)
+    _record(job, client=client, ranged=range_start is not None, resuming=resuming)
+    return not resuming
+
+
+def _record(job: PurchaseJob, *, client: str, ranged: bool, resuming: bool) -> DownloadEvent:
+    """Take one download from the allowance unless ``resuming`` (``DownloadRefused`` when
+    none is left), and log it."""
     if not resuming:
         _take_one(job)
-    DownloadEvent.objects.create(
-        job=job, ip_hash=client, ranged=range_start is not None, counted=not resuming
+    return DownloadEvent.objects.create(
+        job=job, ip_hash=client, ranged=ranged, counted=not resuming
     )
-    return not resuming
 
 
 # One statement per download ---------------------------------------------------------------
@@ -199,13 +205,9 @@ def claim_download(
         _check(job, resuming=lambda: resuming)
         if not record:
             return Claim(job)
-        if not resuming:
-            _take_one(job)
+        event = _record(job, client=client, ranged=ranged, resuming=resuming)
     except DownloadRefused as exc:
         return Claim(job, exc)
-    event = DownloadEvent.objects.create(
-        job=job, ip_hash=client, ranged=ranged, counted=not resuming
-    )
     return Claim(job, event_id=event.pk, counted=not resuming, ranged=ranged)
 
 
